@@ -1,0 +1,389 @@
+"""Extract a :class:`~lipsdp.network.Network` from a torch module.
+
+The module is traced with ``torch.fx`` (so ``nn.Sequential`` and general
+modules with a static forward are handled alike), shapes are propagated with a
+zero input, and every node is lowered by a handler from one of three registries:
+
+* :data:`MODULE_HANDLERS`: module class -> handler (``nn.Linear``, activations, ...);
+* :data:`FUNCTION_HANDLERS`: function -> handler (``torch.relu``, ``F.gelu``, ...);
+* :data:`METHOD_HANDLERS`: tensor method name -> handler (``x.relu()``, ``x.view(...)``).
+
+A handler receives a :class:`NodeContext` and returns the layers it lowers to
+(an empty list for layout-only operations such as ``Flatten``: the description
+works on flat C-order vectors, so reshapes are identities). Everything is
+converted to float64.
+
+Errors: a BatchNorm/Dropout module in training mode raises
+:class:`~lipsdp.errors.TrainModeError`; any module, function or method without a
+handler raises :class:`~lipsdp.errors.UnsupportedLayerError` naming its type and
+its position (node index and qualified name).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import InvalidNetworkError, TrainModeError, UnsupportedLayerError
+from ..network import activations as act
+from ..network.layers import Activation, Affine
+from ..network.network import Network
+
+__all__ = ["from_torch", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "METHOD_HANDLERS", "NodeContext",
+           "register_module_handler"]
+
+
+@dataclass
+class NodeContext:
+    """What a handler knows about the node it lowers."""
+
+    node: object  # torch.fx.Node
+    target: object  # the module (call_module) or function / method name
+    position: int  # index among computing nodes
+    qualname: str  # module path or function name
+    in_shape: tuple  # per-sample shape of the main input
+    out_shape: tuple  # per-sample shape of the output
+    args: tuple  # non-tensor arguments, resolved
+    kwargs: dict
+
+    @property
+    def in_size(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def out_size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def where(self) -> str:
+        return f"position {self.position} ('{self.qualname}')"
+
+
+Handler = Callable[[NodeContext], list]
+MODULE_HANDLERS: dict = {}
+FUNCTION_HANDLERS: dict = {}
+METHOD_HANDLERS: dict = {}
+
+
+def register_module_handler(cls, handler: Handler) -> None:
+    """Teach the extractor a new module type."""
+    MODULE_HANDLERS[cls] = handler
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().to(dtype=__import__("torch").float64).numpy().copy()
+
+
+def _elementwise(spec_fn) -> Handler:
+    def handler(ctx: NodeContext):
+        return [Activation(spec_fn(ctx), ctx.in_size, name=ctx.qualname)]
+
+    return handler
+
+
+def _identity(ctx: NodeContext):
+    return []
+
+
+def _check_eval(ctx: NodeContext):
+    mod = ctx.target
+    if getattr(mod, "training", False):
+        raise TrainModeError(
+            f"{type(mod).__name__} at {ctx.where()} is in training mode; call model.eval() before bounding"
+        )
+
+
+def _dropout(ctx: NodeContext):
+    _check_eval(ctx)
+    return []
+
+
+def _linear(ctx: NodeContext):
+    mod = ctx.target
+    if len(ctx.in_shape) != 1:
+        raise UnsupportedLayerError(
+            f"nn.Linear at {ctx.where()} is applied to a tensor of shape {ctx.in_shape}; only flat inputs are supported"
+        )
+    w = _np(mod.weight)
+    b = _np(mod.bias) if mod.bias is not None else None
+    return [Affine(w, b, name=ctx.qualname)]
+
+
+def _batchnorm(ctx: NodeContext):
+    """Eval-mode BatchNorm: y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (dim 0 of the sample)."""
+    _check_eval(ctx)
+    mod = ctx.target
+    if mod.running_mean is None or mod.running_var is None:
+        raise UnsupportedLayerError(
+            f"{type(mod).__name__} at {ctx.where()} has no running statistics (track_running_stats=False)"
+        )
+    mean, var = _np(mod.running_mean), _np(mod.running_var)
+    scale = 1.0 / np.sqrt(var + float(mod.eps))
+    shift = -mean * scale
+    if mod.affine:
+        g, beta = _np(mod.weight), _np(mod.bias)
+        scale, shift = scale * g, shift * g + beta
+    channels = ctx.in_shape[0]
+    per = ctx.in_size // channels
+    diag = np.repeat(scale, per)
+    bias = np.repeat(shift, per)
+    return [Affine(sp.diags(diag, format="csr"), bias, name=ctx.qualname)]
+
+
+def _spec_from_module(mod) -> Callable:
+    import torch.nn as nn
+
+    if isinstance(mod, nn.ReLU):
+        return lambda ctx: act.relu()
+    if isinstance(mod, nn.LeakyReLU):
+        return lambda ctx: act.leaky_relu(mod.negative_slope)
+    if isinstance(mod, nn.Tanh):
+        return lambda ctx: act.tanh()
+    if isinstance(mod, nn.Sigmoid):
+        return lambda ctx: act.sigmoid()
+    if isinstance(mod, nn.ELU):
+        return lambda ctx: act.elu(mod.alpha)
+    if isinstance(mod, nn.Softplus):
+        return lambda ctx: act.softplus(mod.beta)
+    if isinstance(mod, nn.SiLU):
+        return lambda ctx: act.silu()
+    if isinstance(mod, nn.GELU):
+        return lambda ctx: act.gelu_tanh() if mod.approximate == "tanh" else act.gelu()
+    if isinstance(mod, nn.ReLU6):
+        return lambda ctx: act.relu6()
+    if isinstance(mod, nn.Hardtanh):
+        return lambda ctx: act.hardtanh(mod.min_val, mod.max_val)
+    raise KeyError(type(mod))
+
+
+def _module_activation(ctx: NodeContext):
+    return [Activation(_spec_from_module(ctx.target)(ctx), ctx.in_size, name=ctx.qualname)]
+
+
+def _install_default_handlers() -> None:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    MODULE_HANDLERS.update({
+        nn.Linear: _linear,
+        nn.Flatten: _identity,
+        nn.Identity: _identity,
+        nn.Dropout: _dropout,
+        nn.AlphaDropout: _dropout,
+        nn.BatchNorm1d: _batchnorm,
+    })
+    for cls in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Softplus, nn.SiLU, nn.GELU,
+                nn.ReLU6, nn.Hardtanh):
+        MODULE_HANDLERS[cls] = _module_activation
+
+    def gelu_fn(ctx):
+        approx = ctx.kwargs.get("approximate", "none")
+        return act.gelu_tanh() if approx == "tanh" else act.gelu()
+
+    def leaky_fn(ctx):
+        slope = ctx.kwargs.get("negative_slope", ctx.args[0] if ctx.args else 0.01)
+        return act.leaky_relu(slope)
+
+    def elu_fn(ctx):
+        return act.elu(ctx.kwargs.get("alpha", ctx.args[0] if ctx.args else 1.0))
+
+    def softplus_fn(ctx):
+        return act.softplus(ctx.kwargs.get("beta", ctx.args[0] if ctx.args else 1.0))
+
+    def dropout_fn(ctx):
+        training = ctx.kwargs.get("training", ctx.args[1] if len(ctx.args) > 1 else True)
+        if training:
+            raise TrainModeError(f"F.dropout at {ctx.where()} is called with training=True")
+        return []
+
+    simple = {
+        torch.relu: lambda ctx: act.relu(),
+        F.relu: lambda ctx: act.relu(),
+        torch.tanh: lambda ctx: act.tanh(),
+        F.tanh: lambda ctx: act.tanh(),
+        torch.sigmoid: lambda ctx: act.sigmoid(),
+        F.sigmoid: lambda ctx: act.sigmoid(),
+        F.silu: lambda ctx: act.silu(),
+        F.gelu: gelu_fn,
+        F.leaky_relu: leaky_fn,
+        F.elu: elu_fn,
+        F.softplus: softplus_fn,
+        F.relu6: lambda ctx: act.relu6(),
+    }
+    for fn, spec in simple.items():
+        FUNCTION_HANDLERS[fn] = _elementwise(spec)
+    FUNCTION_HANDLERS[torch.flatten] = _identity  # flat C-order vectors: a reshape is the identity
+    FUNCTION_HANDLERS[F.dropout] = dropout_fn
+    FUNCTION_HANDLERS[torch.reshape] = _identity
+    METHOD_HANDLERS.update({
+        "relu": _elementwise(lambda ctx: act.relu()),
+        "tanh": _elementwise(lambda ctx: act.tanh()),
+        "sigmoid": _elementwise(lambda ctx: act.sigmoid()),
+        "view": _identity,
+        "reshape": _identity,
+        "flatten": _identity,
+        "contiguous": _identity,
+    })
+
+
+_INSTALLED = False
+
+
+def _ensure_handlers():
+    global _INSTALLED
+    if not _INSTALLED:
+        _install_default_handlers()
+        _INSTALLED = True
+
+
+def _find_handler(table: dict, key):
+    if key in table:
+        return table[key]
+    if isinstance(key, type):
+        for cls in key.__mro__[1:]:
+            if cls in table:
+                return table[cls]
+    return None
+
+
+def _infer_input_shape(model) -> tuple:
+    import torch.nn as nn
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Linear):
+            return (mod.in_features,)
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            break
+    raise InvalidNetworkError(
+        "input_shape is required for this model (its first layer is not nn.Linear); "
+        "pass e.g. input_shape=(1, 28, 28) for one sample without the batch dimension"
+    )
+
+
+def _check_modes(model) -> None:
+    import torch.nn as nn
+
+    for qual, mod in model.named_modules():
+        if isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.AlphaDropout)) and mod.training:
+            raise TrainModeError(
+                f"{type(mod).__name__} '{qual or type(model).__name__}' is in training mode; "
+                "call model.eval() before bounding"
+            )
+
+
+def from_torch(model, input_shape=None, name: str | None = None) -> Network:
+    """Lower a torch module to a :class:`Network`.
+
+    Args:
+        model: a ``torch.nn.Module`` with a traceable forward (single tensor in, single tensor out).
+        input_shape: shape of one input without the batch dimension; inferred when the
+            first layer is ``nn.Linear``.
+        name: label for the network (defaults to the class name).
+
+    Raises:
+        TrainModeError, UnsupportedLayerError, InvalidNetworkError.
+    """
+    import torch
+    import torch.fx as fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    _ensure_handlers()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    _check_modes(model)
+    if input_shape is None:
+        input_shape = _infer_input_shape(model)
+    input_shape = tuple(int(s) for s in input_shape)
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # tracing failures come in many types
+        raise UnsupportedLayerError(
+            f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}); "
+            "use a static forward (no data-dependent control flow) or describe the network with lipsdp.Network"
+        ) from exc
+    params = list(model.parameters())
+    dtype = params[0].dtype if params else torch.float32
+    example = torch.zeros((1,) + input_shape, dtype=dtype)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except Exception as exc:
+        raise InvalidNetworkError(
+            f"running {type(model).__name__} on an input of shape {input_shape} failed: {exc}"
+        ) from exc
+    modules = dict(gm.named_modules())
+    layers = []
+    current = None  # the node whose output is the running tensor
+    position = 0
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise UnsupportedLayerError(f"{type(model).__name__} has {len(placeholders)} inputs; exactly one is supported")
+    tensor_nodes = set()
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            current = node
+            tensor_nodes.add(node)
+            continue
+        if node.op == "get_attr":
+            raise UnsupportedLayerError(
+                f"node '{node.name}' reads parameter '{node.target}' directly; only modules and functions of the "
+                "running tensor are supported"
+            )
+        if node.op == "output":
+            out = node.args[0]
+            if out is not current:
+                raise UnsupportedLayerError("the model's output is not the result of its last operation "
+                                            "(tuple outputs and branches are not supported)")
+            break
+        meta = node.meta.get("tensor_meta")
+        is_tensor = meta is not None and hasattr(meta, "shape")
+        tensor_args = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a in tensor_nodes]
+        if node.op == "call_method" and node.target in ("size", "dim") or not is_tensor:
+            continue  # shape queries
+        position += 1
+        if len(tensor_args) != 1 or tensor_args[0] is not current:
+            kind = str(node.target) if node.op != "call_module" else type(modules[node.target]).__name__
+            raise UnsupportedLayerError(
+                f"{kind} at position {position} ('{node.name}') combines several tensors or branches off an earlier "
+                "one (residual connections are not supported by this extractor yet)"
+            )
+        in_meta = current.meta.get("tensor_meta")
+        in_shape = tuple(in_meta.shape[1:])
+        out_shape = tuple(meta.shape[1:])
+        other_args = tuple(a for a in node.args if not isinstance(a, fx.Node))
+        if node.op == "call_module":
+            mod = modules[node.target]
+            handler = _find_handler(MODULE_HANDLERS, type(mod))
+            ctx = NodeContext(node, mod, position, str(node.target), in_shape, out_shape, other_args, dict(node.kwargs))
+            kind = f"{type(mod).__module__}.{type(mod).__name__}"
+        elif node.op == "call_function":
+            handler = FUNCTION_HANDLERS.get(node.target)
+            fname = getattr(node.target, "__name__", str(node.target))
+            ctx = NodeContext(node, node.target, position, fname, in_shape, out_shape, other_args, dict(node.kwargs))
+            kind = f"function {getattr(node.target, '__module__', '') or ''}.{fname}".replace(" .", " ")
+        else:  # call_method
+            handler = METHOD_HANDLERS.get(node.target)
+            ctx = NodeContext(node, node.target, position, f"Tensor.{node.target}", in_shape, out_shape,
+                              other_args, dict(node.kwargs))
+            kind = f"method Tensor.{node.target}"
+        if handler is None:
+            raise UnsupportedLayerError(
+                f"unsupported layer at {ctx.where()}: {kind} has no sound Lipschitz description in lipsdp"
+            )
+        new = handler(ctx)
+        lowered = new[-1].out_dim if new else ctx.in_size
+        if math.prod(out_shape) != lowered:
+            raise InvalidNetworkError(
+                f"{kind} at {ctx.where()}: lowered to {lowered} outputs but the module produces shape {out_shape}"
+            )
+        layers.extend(new)
+        tensor_nodes.add(node)
+        current = node
+    if not layers:
+        raise InvalidNetworkError(f"{type(model).__name__} has no layers with parameters or activations")
+    return Network(layers, input_shape=input_shape, name=name or type(model).__name__)
+

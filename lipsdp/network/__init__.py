@@ -1,0 +1,8 @@
+"""The network description (stage 2 of the data flow): plain, validated, float64."""
+
+from . import activations
+from .activations import ActivationSpec, slope_interval
+from .layers import Activation, Affine, Layer
+from .network import Chain, Network
+
+__all__ = ["activations", "ActivationSpec", "slope_interval", "Activation", "Affine", "Layer", "Chain", "Network"]
