@@ -19,12 +19,13 @@ from .errors import (InfeasibleSDPError, InvalidNetworkError, LipSDPError, NotWe
 from .extract import extract
 from .network import Activation, ActivationSpec, Affine, Network, activations
 from .result import STATUSES, LipschitzResult
+from .robustness import RadiusResult, certified_radius
 from .solvers import available_solvers
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "estimate", "extract", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
+    "estimate", "extract", "certified_radius", "RadiusResult", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
     "ActivationSpec", "activations", "available_solvers",
     "LipSDPError", "InvalidNetworkError", "UnsupportedLayerError", "TrainModeError", "NotWellPosedError",
     "SolverUnavailableError", "SolverLicenseError", "InfeasibleSDPError", "ProblemTooLargeError",
