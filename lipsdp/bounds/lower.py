@@ -88,8 +88,8 @@ def _sample_scale(network) -> float:
     return float(max(1.0, b / rn))
 
 
-def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, ascent_starts: int = 8,
-                ascent_steps: int = 40, seed: int = 0, center=None, radius=None) -> LowerBound:
+def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, ascent_starts: int = 16,
+                ascent_steps: int = 60, seed: int = 0, center=None, radius=None) -> LowerBound:
     """Search for a large Jacobian norm / difference quotient of ``output @ network``.
 
     Args:
