@@ -13,6 +13,14 @@ A handler receives a :class:`NodeContext` and returns the layers it lowers to
 works on flat C-order vectors, so reshapes are identities). Everything is
 converted to float64.
 
+Graphs need not be linear: an addition or subtraction of two tensors (``+``, ``+=``,
+``-``, ``torch.add(..., alpha=)``, ``Tensor.add``) whose operands share an earlier tensor
+becomes a :class:`~lipsdp.network.residual.Residual` block x -> P x + g(x): the fork is the
+nearest tensor every path to both operands passes through, the operand reached from it
+through affine layers only (possibly none: P = I) is the skip, the other the branch; two
+nonlinear operands are refused (see :func:`_lower_graph`). Multiplication by a constant
+number is an affine map.
+
 Errors: a BatchNorm/Dropout module in training mode raises
 :class:`~lipsdp.errors.TrainModeError`; any module, function or method without a
 handler raises :class:`~lipsdp.errors.UnsupportedLayerError` naming its type and

@@ -27,8 +27,10 @@ invariant.
 
 **l2 input reduction.** dx^0 enters only through rho ||dx^0||^2 and the maps R_i dx^0 of the
 pre-activations and output that read it; with R the stack of those maps and R = U S V^T
-(thin SVD), when R has fewer rows than n0 the solver gets R_i V (same optimal value: the
-part of dx^0 in ker R only adds rho ||.||^2 >= 0). Certification uses the full LMI.
+(thin SVD, singular values below 1e-12 sigma_max dropped), when R has rank r < n0 the solver
+gets R_i V (same optimal value: the part of dx^0 in ker R only adds rho ||.||^2 >= 0; e.g.
+r = n_1 when every path starts with x^1 = W_1 x^0). Certification uses the full LMI, so the
+dropped directions cost nothing in soundness.
 
 **Implicit layers.** Their block's self-term is Z_zz(lam) = [W; I]^T (-Q(lam)) [W; I], not
 definite for arbitrary multipliers. Before anything is solved, well-posedness is proved
@@ -169,10 +171,11 @@ def _reduce_input(n_input: int, sites: list, out: dict):
         return None
     r = sp.vstack([sp.csr_matrix(m) for m in reading]).toarray() if len(reading) > 1 else reading[0]
     r = r.toarray() if sp.issparse(r) else np.asarray(r)
-    if r.shape[0] >= n_input:
+    _, sv, vt = np.linalg.svd(r, full_matrices=False)
+    keep = int(np.sum(sv > 1e-12 * sv[0])) if sv.size and sv[0] > 0 else 0
+    if keep >= n_input or keep == 0:
         return None
-    _, _, vt = np.linalg.svd(r, full_matrices=False)
-    v = vt.T
+    v = vt[:keep].T
 
     def red(m):
         return _mm(m, v)
