@@ -55,6 +55,7 @@ from .builders import LMIPair, register_builder
 __all__ = ["Lowered", "lower", "build_dag", "is_activation_layer", "dag_supported"]
 
 NORMS = ("l2", "linf")
+_RANK_SEARCH_LIMIT = 1000  # input sizes up to which a tall stack of input maps is checked for rank deficiency
 
 
 def is_activation_layer(layer) -> bool:
@@ -167,8 +168,9 @@ def lower(network, c=None) -> Lowered:
 def _reduce_input(n_input: int, sites: list, out: dict):
     """The l2 input reduction (module docstring); None when it does not shrink the input."""
     reading = [s.pre[0] for s in sites if 0 in s.pre] + ([out[0]] if 0 in out else [])
-    if not reading:
-        return None
+    rows = sum(m.shape[0] for m in reading)
+    if not reading or (rows >= n_input and n_input > _RANK_SEARCH_LIMIT):
+        return None  # only rank deficiency could help, and the SVD would be costly
     r = sp.vstack([sp.csr_matrix(m) for m in reading]).toarray() if len(reading) > 1 else reading[0]
     r = r.toarray() if sp.issparse(r) else np.asarray(r)
     _, sv, vt = np.linalg.svd(r, full_matrices=False)
