@@ -50,3 +50,7 @@ class ProblemTooLargeError(LipSDPError, MemoryError):
 
 class UnsupportedNormError(LipSDPError, ValueError):
     """The requested norm is not supported for this network/method."""
+
+
+class EquilibriumError(LipSDPError, ArithmeticError):
+    """The equilibrium of an implicit layer was not found to the stated tolerance."""

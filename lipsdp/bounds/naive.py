@@ -118,3 +118,6 @@ def naive_bound(network, norm: str = "l2", c=None) -> float | None:
         if applies(network):
             return fn(network, c, norm)
     return None
+
+
+from . import naive_dag  # noqa: E402,F401  (registers the residual/implicit rules)

@@ -13,6 +13,14 @@ A handler receives a :class:`NodeContext` and returns the layers it lowers to
 works on flat C-order vectors, so reshapes are identities). Everything is
 converted to float64.
 
+Graphs need not be linear: an addition or subtraction of two tensors (``+``, ``+=``,
+``-``, ``torch.add(..., alpha=)``, ``Tensor.add``) whose operands share an earlier tensor
+becomes a :class:`~lipsdp.network.residual.Residual` block x -> P x + g(x): the fork is the
+nearest tensor every path to both operands passes through, the operand reached from it
+through affine layers only (possibly none: P = I) is the skip, the other the branch; two
+nonlinear operands are refused (see :func:`_lower_graph`). Multiplication by a constant
+number is an affine map.
+
 Errors: a BatchNorm/Dropout module in training mode raises
 :class:`~lipsdp.errors.TrainModeError`; any module, function or method without a
 handler raises :class:`~lipsdp.errors.UnsupportedLayerError` naming its type and
@@ -28,7 +36,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InvalidNetworkError, TrainModeError, UnsupportedLayerError
+from ..errors import InvalidNetworkError, LipSDPError, TrainModeError, UnsupportedLayerError
 from ..network import activations as act
 from ..network.layers import Activation, Affine
 from ..network.network import Network
@@ -217,6 +225,7 @@ def _install_default_handlers() -> None:
     for fn, spec in simple.items():
         FUNCTION_HANDLERS[fn] = _elementwise(spec)
     FUNCTION_HANDLERS[torch.flatten] = _identity  # flat C-order vectors: a reshape is the identity
+    _install_scalar_handlers()
     FUNCTION_HANDLERS[F.dropout] = dropout_fn
     FUNCTION_HANDLERS[torch.reshape] = _identity
     METHOD_HANDLERS.update({
@@ -298,8 +307,16 @@ def from_torch(model, input_shape=None, name: str | None = None) -> Network:
     if input_shape is None:
         input_shape = _infer_input_shape(model)
     input_shape = tuple(int(s) for s in input_shape)
+
+    class _Tracer(fx.Tracer):  # modules with a handler are leaves, whatever package defines them
+        def is_leaf_module(self, m, qualname):
+            return _find_handler(MODULE_HANDLERS, type(m)) is not None or super().is_leaf_module(m, qualname)
+
+    root = model
+    if _find_handler(MODULE_HANDLERS, type(model)) is not None:  # a bare handled module: trace it as a leaf
+        root = torch.nn.Sequential(model)
     try:
-        gm = fx.symbolic_trace(model)
+        gm = fx.GraphModule(root, _Tracer().trace(root), type(model).__name__)
     except Exception as exc:  # tracing failures come in many types
         raise UnsupportedLayerError(
             f"{type(model).__name__} could not be traced with torch.fx ({type(exc).__name__}: {exc}); "
@@ -312,21 +329,122 @@ def from_torch(model, input_shape=None, name: str | None = None) -> Network:
         with torch.no_grad():
             ShapeProp(gm).propagate(example)
     except Exception as exc:
+        cause = exc
+        while cause is not None and not isinstance(cause, LipSDPError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # e.g. an implicit layer that is not well-posed: its own error
+            raise cause from exc
         raise InvalidNetworkError(
             f"running {type(model).__name__} on an input of shape {input_shape} failed: {exc}"
         ) from exc
+    layers = _lower_graph(gm, type(model).__name__)
+    if not layers:
+        raise InvalidNetworkError(f"{type(model).__name__} has no layers with parameters or activations")
+    return Network(layers, input_shape=input_shape, name=name or type(model).__name__)
+
+
+
+def _scalar_handler(kind: str) -> Handler:
+    """x * c, c * x, x / c, -x with a Python number c: the affine map c I."""
+
+    def handler(ctx: NodeContext):
+        import torch.fx as fx
+
+        nums = [a for a in ctx.args if isinstance(a, (int, float))]
+        if len(nums) != len(ctx.args) or (kind == "div" and not isinstance(ctx.node.args[0], fx.Node)):
+            raise UnsupportedLayerError(f"{kind} at {ctx.where()} is not a multiplication by a constant number")
+        c = -1.0 if kind == "neg" else float(np.prod(nums)) if nums else 1.0
+        if kind == "div":
+            c = 1.0 / c
+        return [Affine(sp.identity(ctx.in_size, format="csr") * c, name=ctx.qualname)]
+
+    return handler
+
+
+def _install_scalar_handlers() -> None:
+    import operator
+
+    import torch
+
+    for fn, kind in ((operator.mul, "mul"), (torch.mul, "mul"), (operator.truediv, "div"), (torch.div, "div"),
+                     (operator.neg, "neg"), (torch.neg, "neg")):
+        FUNCTION_HANDLERS[fn] = _scalar_handler(kind)
+    for name, kind in (("mul", "mul"), ("div", "div"), ("neg", "neg")):
+        METHOD_HANDLERS[name] = _scalar_handler(kind)
+
+
+# ---------------------------------------------------------------------------- graph lowering
+def _combination(node, tensor_nodes):
+    """(a, b, factor) if ``node`` is a + factor * b of two tensors (add/sub, operator or torch), else None."""
+    import operator
+
+    import torch
+    import torch.fx as fx
+
+    adds = {operator.add: 1.0, operator.iadd: 1.0, torch.add: 1.0, operator.sub: -1.0, operator.isub: -1.0,
+            torch.sub: -1.0}
+    if node.op == "call_function" and node.target in adds:
+        sign = adds[node.target]
+    elif node.op == "call_method" and node.target in ("add", "add_", "sub", "sub_"):
+        sign = -1.0 if node.target.startswith("sub") else 1.0
+    else:
+        return None
+    args = list(node.args[:2])
+    if len(args) != 2 or not all(isinstance(x, fx.Node) and x in tensor_nodes for x in args):
+        return None
+    alpha = node.kwargs.get("alpha", node.args[2] if len(node.args) > 2 else 1.0)
+    return args[0], args[1], sign * float(alpha)
+
+
+def _dominator(a, b, idom):
+    """The nearest node every path from the input to ``a`` and to ``b`` passes through."""
+    seen = set()
+    n = a
+    while n is not None:
+        seen.add(n)
+        n = idom[n]
+    n = b
+    while n not in seen:
+        n = idom[n]
+    return n
+
+
+def _as_affine(layers, size: int):
+    """(W, b) of a list of affine layers (the identity for an empty list)."""
+    w, bias = sp.identity(size, format="csr"), np.zeros(size)
+    for layer in layers:
+        lw = layer.weight
+        w = sp.csr_matrix(lw @ w) if sp.issparse(lw) else np.asarray(lw @ w)
+        bias = np.asarray(lw @ bias).ravel() + layer.bias
+    return w, bias
+
+
+def _lower_graph(gm, model_name: str) -> list:
+    """Layers computing the traced graph's output from its input (see :func:`from_torch`).
+
+    Every node with one tensor input is lowered by its handler (in graph order, so the first
+    unsupported operation is the one reported). An addition (or subtraction) of two tensors is
+    a residual block: its fork is the nearest common dominator of the two operands, the
+    operand whose path from the fork is affine (possibly empty) becomes the skip, the other
+    the branch; two nonlinear operands are refused.
+    """
+    import torch.fx as fx
+
+    from ..network.residual import Residual
+
     modules = dict(gm.named_modules())
-    layers = []
-    current = None  # the node whose output is the running tensor
-    position = 0
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
-        raise UnsupportedLayerError(f"{type(model).__name__} has {len(placeholders)} inputs; exactly one is supported")
-    tensor_nodes = set()
+        raise UnsupportedLayerError(f"{model_name} has {len(placeholders)} inputs; exactly one is supported")
+    source = placeholders[0]
+    tensor_nodes = {source}
+    idom = {source: None}  # immediate dominator of each tensor node
+    lowered: dict = {}  # node -> layers (single-input nodes)
+    combos: dict = {}  # node -> (a, b, factor)
+    position = 0
+    out = None
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            current = node
-            tensor_nodes.add(node)
             continue
         if node.op == "get_attr":
             raise UnsupportedLayerError(
@@ -335,55 +453,115 @@ def from_torch(model, input_shape=None, name: str | None = None) -> Network:
             )
         if node.op == "output":
             out = node.args[0]
-            if out is not current:
-                raise UnsupportedLayerError("the model's output is not the result of its last operation "
-                                            "(tuple outputs and branches are not supported)")
+            if not (isinstance(out, fx.Node) and out in tensor_nodes):
+                raise UnsupportedLayerError(f"the output of {model_name} is not a single tensor (tuple outputs are "
+                                            "not supported)")
             break
         meta = node.meta.get("tensor_meta")
         is_tensor = meta is not None and hasattr(meta, "shape")
-        tensor_args = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a in tensor_nodes]
         if node.op == "call_method" and node.target in ("size", "dim") or not is_tensor:
             continue  # shape queries
         position += 1
-        if len(tensor_args) != 1 or tensor_args[0] is not current:
+        tensor_args = [a for a in list(node.args) + list(node.kwargs.values())
+                       if isinstance(a, fx.Node) and a in tensor_nodes]
+        combo = _combination(node, tensor_nodes)
+        if combo is not None:
+            a, b, _ = combo
+            shapes = [tuple(x.meta["tensor_meta"].shape) for x in (a, b, node)]
+            if len(set(shapes)) != 1:
+                raise UnsupportedLayerError(
+                    f"the addition at position {position} ('{node.name}') broadcasts shapes {shapes[0]} and "
+                    f"{shapes[1]}; only additions of equally shaped tensors are supported"
+                )
+            combos[node] = combo
+            idom[node] = _dominator(a, b, idom)
+        elif len(tensor_args) == 1:
+            lowered[node] = _lower_node(node, tensor_args[0], position, modules)
+            idom[node] = tensor_args[0]
+        else:
             kind = str(node.target) if node.op != "call_module" else type(modules[node.target]).__name__
             raise UnsupportedLayerError(
-                f"{kind} at position {position} ('{node.name}') combines several tensors or branches off an earlier "
-                "one (residual connections are not supported by this extractor yet)"
+                f"{kind} at position {position} ('{node.name}') combines {len(tensor_args)} tensors; only additions "
+                "of two branches (residual connections) are supported"
             )
-        in_meta = current.meta.get("tensor_meta")
-        in_shape = tuple(in_meta.shape[1:])
-        out_shape = tuple(meta.shape[1:])
-        other_args = tuple(a for a in node.args if not isinstance(a, fx.Node))
-        if node.op == "call_module":
-            mod = modules[node.target]
-            handler = _find_handler(MODULE_HANDLERS, type(mod))
-            ctx = NodeContext(node, mod, position, str(node.target), in_shape, out_shape, other_args, dict(node.kwargs))
-            kind = f"{type(mod).__module__}.{type(mod).__name__}"
-        elif node.op == "call_function":
-            handler = FUNCTION_HANDLERS.get(node.target)
-            fname = getattr(node.target, "__name__", str(node.target))
-            ctx = NodeContext(node, node.target, position, fname, in_shape, out_shape, other_args, dict(node.kwargs))
-            kind = f"function {getattr(node.target, '__module__', '') or ''}.{fname}".replace(" .", " ")
-        else:  # call_method
-            handler = METHOD_HANDLERS.get(node.target)
-            ctx = NodeContext(node, node.target, position, f"Tensor.{node.target}", in_shape, out_shape,
-                              other_args, dict(node.kwargs))
-            kind = f"method Tensor.{node.target}"
-        if handler is None:
-            raise UnsupportedLayerError(
-                f"unsupported layer at {ctx.where()}: {kind} has no sound Lipschitz description in lipsdp"
-            )
-        new = handler(ctx)
-        lowered = new[-1].out_dim if new else ctx.in_size
-        if math.prod(out_shape) != lowered:
-            raise InvalidNetworkError(
-                f"{kind} at {ctx.where()}: lowered to {lowered} outputs but the module produces shape {out_shape}"
-            )
-        layers.extend(new)
         tensor_nodes.add(node)
-        current = node
-    if not layers:
-        raise InvalidNetworkError(f"{type(model).__name__} has no layers with parameters or activations")
-    return Network(layers, input_shape=input_shape, name=name or type(model).__name__)
+    if out is None:
+        raise UnsupportedLayerError(f"{model_name} has no output")
 
+    def between(end, start) -> list:
+        chunks = []
+        node = end
+        while node is not start:
+            if node in combos:
+                chunks.append([residual(node)])
+            else:
+                chunks.append(lowered[node])
+            node = idom[node]
+        return [layer for chunk in reversed(chunks) for layer in chunk]
+
+    def residual(node):
+        a, b, factor = combos[node]
+        fork = idom[node]
+        size = int(math.prod(fork.meta["tensor_meta"].shape[1:]))
+        pa, pb = between(a, fork), between(b, fork)
+        if factor != 1.0:
+            pb = pb + [Affine(sp.identity(int(math.prod(b.meta["tensor_meta"].shape[1:])), format="csr") * factor)]
+        linear_a = all(isinstance(x, Affine) for x in pa)
+        linear_b = all(isinstance(x, Affine) for x in pb)
+        if linear_a and linear_b:  # a linear map written as a sum
+            wa, ba = _as_affine(pa, size)
+            wb, bb = _as_affine(pb, size)
+            w = wa + wb
+            return Affine(sp.csr_matrix(w) if sp.issparse(w) else np.asarray(w), ba + bb, name=node.name)
+        if linear_b:
+            skip, branch = pb, pa
+        elif linear_a:
+            skip, branch = pa, pb
+        else:
+            raise UnsupportedLayerError(
+                f"the addition '{node.name}' adds two nonlinear branches; residual blocks x -> P x + g(x) need one "
+                "affine (or identity) path from the fork"
+            )
+        skip_layer = None
+        if skip:
+            w, bias = _as_affine(skip, size)
+            skip_layer = Affine(w, bias, name=f"{node.name} skip")
+        return Residual(Network(branch), skip_layer, name=node.name)
+
+    return between(out, source)
+
+
+def _lower_node(node, src, position: int, modules: dict) -> list:
+    """The handler's layers for a node with the single tensor input ``src``."""
+    import torch.fx as fx
+
+    meta = node.meta["tensor_meta"]
+    in_shape = tuple(src.meta["tensor_meta"].shape[1:])
+    out_shape = tuple(meta.shape[1:])
+    other_args = tuple(a for a in node.args if not isinstance(a, fx.Node))
+    if node.op == "call_module":
+        mod = modules[node.target]
+        handler = _find_handler(MODULE_HANDLERS, type(mod))
+        ctx = NodeContext(node, mod, position, str(node.target), in_shape, out_shape, other_args, dict(node.kwargs))
+        kind = f"{type(mod).__module__}.{type(mod).__name__}"
+    elif node.op == "call_function":
+        handler = FUNCTION_HANDLERS.get(node.target)
+        fname = getattr(node.target, "__name__", str(node.target))
+        ctx = NodeContext(node, node.target, position, fname, in_shape, out_shape, other_args, dict(node.kwargs))
+        kind = f"function {getattr(node.target, '__module__', '') or ''}.{fname}".replace(" .", " ")
+    else:  # call_method
+        handler = METHOD_HANDLERS.get(node.target)
+        ctx = NodeContext(node, node.target, position, f"Tensor.{node.target}", in_shape, out_shape,
+                          other_args, dict(node.kwargs))
+        kind = f"method Tensor.{node.target}"
+    if handler is None:
+        raise UnsupportedLayerError(
+            f"unsupported layer at {ctx.where()}: {kind} has no sound Lipschitz description in lipsdp"
+        )
+    new = handler(ctx)
+    lowered = new[-1].out_dim if new else ctx.in_size
+    if math.prod(out_shape) != lowered:
+        raise InvalidNetworkError(
+            f"{kind} at {ctx.where()}: lowered to {lowered} outputs but the module produces shape {out_shape}"
+        )
+    return new

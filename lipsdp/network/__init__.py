@@ -4,5 +4,7 @@ from . import activations
 from .activations import ActivationSpec, slope_interval
 from .layers import Activation, Affine, Layer
 from .network import Chain, Network
+from .implicit import Implicit
+from .residual import Residual
 
-__all__ = ["activations", "ActivationSpec", "slope_interval", "Activation", "Affine", "Layer", "Chain", "Network"]
+__all__ = ["activations", "ActivationSpec", "slope_interval", "Activation", "Affine", "Layer", "Chain", "Network", "Residual", "Implicit"]
