@@ -59,8 +59,12 @@ def _jsonable(v):
 
 
 def save_results(suite: str, rows: list[dict], meta: dict | None = None, out_dir: Path | None = None) -> Path:
-    """Write ``{"suite", "machine", "meta", "rows"}`` as JSON; returns the path."""
-    out_dir = Path(out_dir) if out_dir else RESULTS
+    """Write ``{"suite", "machine", "meta", "rows"}`` as JSON; returns the path.
+
+    The folder is ``out_dir``, else ``$LIPSDP_BENCH_RESULTS``, else ``benchmarks/results`` (the tests
+    point the variable at a temporary folder so that CI never rewrites the committed results).
+    """
+    out_dir = Path(out_dir or os.environ.get("LIPSDP_BENCH_RESULTS") or RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{suite}.json"
     payload = {"suite": suite, "machine": machine_info(), "meta": meta or {}, "rows": rows}
