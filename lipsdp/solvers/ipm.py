@@ -163,12 +163,13 @@ class _Structure:
             last = rows_sorted.indices[rows_sorted.indptr[1:][has] - 1]
             lo[has] = np.searchsorted(edges, first, side="right") - 1
             hi[has] = np.searchsorted(edges, last, side="right") - 1
-        perm = np.lexsort((idx, hi, lo))
+        multi = (nnz_rows > 1).astype(np.int64)  # selection rows (one nonzero) apart from the others
+        perm = np.lexsort((idx, multi, hi, lo))
         inv = np.empty(ne, np.int64)
         inv[perm] = np.arange(ne)
         self.idx = idx[perm]
         ge = ge[perm].tocsr()
-        key = np.stack([lo[perm], hi[perm]], axis=1)
+        key = np.stack([lo[perm], hi[perm], multi[perm]], axis=1)
         breaks = np.nonzero(np.any(key[1:] != key[:-1], axis=1))[0] + 1
         starts = np.concatenate([[0], breaks]).astype(int)
         stops = np.concatenate([breaks, [ne]]).astype(int)
@@ -221,14 +222,14 @@ class _Structure:
         return np.asarray(self.QT @ np.ascontiguousarray(left.T))
 
     def block_trace_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Q^T rowsum(K~ o (A B)) with (A B) evaluated only on K~'s nonzeros (chunked)."""
+        """Q^T rowsum(K~ o (A B)) for symmetric B, (A B) evaluated only on K~'s nonzeros (chunked)."""
         k = self.Kcoo
         v = np.zeros(self.ne)
         chunk = max(1, int(2e7 // max(self.ne, 1)))
         for s0 in range(0, k.nnz, chunk):
             r = k.row[s0:s0 + chunk]
             c = k.col[s0:s0 + chunk]
-            vals = np.einsum("ij,ji->i", a[r], b[:, c])
+            vals = np.einsum("ij,ij->i", a[r], b[c])  # b symmetric: b[:, c].T = b[c]
             v += np.bincount(r, weights=k.data[s0:s0 + chunk] * vals, minlength=self.ne)
         return self.QT @ v
 
@@ -250,19 +251,27 @@ def _inv_from_chol(lc: np.ndarray) -> np.ndarray:
     return inv + np.tril(inv, -1).T
 
 
+def _trsolve(lc: np.ndarray, b: np.ndarray, trans: int = 0) -> np.ndarray:
+    """L^{-1} b (trans=0) or L^{-T} b (trans=1) for lower triangular L (LAPACK dtrtrs, no checks)."""
+    x, info = sla.lapack.dtrtrs(lc, b, lower=1, trans=trans)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return x
+
+
 def _min_eig_scaled(lc: np.ndarray, d, n: int, lanczos_min_n: int) -> float:
     """Smallest eigenvalue of L^{-1} D L^{-T}; ``d`` is a dense matrix or a callable v -> D v."""
     if n < lanczos_min_n:
         dd = d if isinstance(d, np.ndarray) else d(np.eye(n))
-        b = sla.solve_triangular(lc, dd, lower=True)
-        b = sla.solve_triangular(lc, b.T, lower=True)
+        b = _trsolve(lc, dd)
+        b = _trsolve(lc, np.ascontiguousarray(b.T))
         return float(sla.eigh(0.5 * (b + b.T), eigvals_only=True, subset_by_index=[0, 0])[0])
 
     def mv(v):
         v = np.asarray(v).reshape(n, -1)
-        u = sla.solve_triangular(lc, v, lower=True, trans="T")
+        u = _trsolve(lc, v, trans=1)
         w = d @ u if isinstance(d, np.ndarray) else d(u)
-        return sla.solve_triangular(lc, w, lower=True)
+        return _trsolve(lc, w)
 
     opr = spla.LinearOperator((n, n), matvec=mv, matmat=mv, dtype=np.float64)
     v0 = np.ones(n) / np.sqrt(n)
