@@ -11,7 +11,9 @@ factorisation of an N x N SPD matrix (measured in the same kind of process, N = 
 the LMI handed to the solver: the l2 input reduction makes it n1 + sum(hidden) when n1 < n0).
 Every process runs with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1, so the
 backends are compared on one core each (the machine is shared; ratios from the same run are the
-meaningful figures). cvxpy backends are skipped above ``--ipm-only-above`` (they time out).
+meaningful figures). cvxpy backends are skipped above ``--ipm-only-above`` and above their
+entry in :data:`CVXPY_MAX_N` (where they time out on this machine); a timeout is a row with
+status "timeout after ... s".
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ FULL = QUICK[:2] + [
     ("10-[500]x2", [10, 500, 500, 2]),
     ("784-[512]x2", [784, 512, 512, 10]),
 ]
+#: largest N at which each cvxpy backend is still run (beyond it they time out: measured here)
+CVXPY_MAX_N = {"clarabel": 110, "scs": 110, "cvxopt": 800, "sdpa": 800, "mosek": 2000}
 BIG = [("784-[1024]x4", [784, 1024, 1024, 1024, 1024, 10])]
 
 
@@ -91,16 +95,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks solvers")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--timeout", type=float, default=None, help="per cvxpy run (default 60 quick, 120 full)")
-    ap.add_argument("--ipm-timeout", type=float, default=900)
-    ap.add_argument("--ipm-only-above", type=int, default=None, help="N above which cvxpy backends are skipped")
+    ap.add_argument("--ipm-timeout", type=float, default=600)
+    ap.add_argument("--ipm-only-above", type=int, default=None,
+                    help="N above which cvxpy backends are skipped (default 150 quick; per backend, CVXPY_MAX_N, full)")
     ap.add_argument("--big", action="store_true", help="add 784-[1024]x4 (N = 4,880; ipm only)")
     ap.add_argument("--backends", default=None, help="comma-separated subset")
     args = ap.parse_args(argv)
     from lipsdp.solvers import available_solvers
 
     nets = QUICK if args.quick else FULL + (BIG if args.big else [])
-    timeout = args.timeout or (60.0 if args.quick else 120.0)
-    limit = args.ipm_only_above or (400 if args.quick else 1100)
+    timeout = args.timeout or (30.0 if args.quick else 90.0)
+    limit = args.ipm_only_above or (150 if args.quick else 10**9)
     backends = available_solvers()
     if args.backends:
         backends = [b for b in backends if b in args.backends.split(",")]
@@ -110,7 +115,7 @@ def main(argv=None):
         chol = run_isolated(_cholesky_time, n, timeout=300)["result"]
         net_rows = []
         for b in backends:
-            if b != "ipm" and n > limit:
+            if b != "ipm" and (n > limit or n > CVXPY_MAX_N.get(b, 10**9)):
                 continue
             res = run_isolated(_estimate, dims, b, timeout=args.ipm_timeout if b == "ipm" else timeout)
             row = {"network": label, "N": n, "N_certified": n_cert, "m": m, "backend": b,
@@ -142,6 +147,7 @@ def main(argv=None):
     print(markdown_table(rows, cols))
     path = save_results("solvers" + ("-quick" if args.quick else ""), rows,
                         {"quick": args.quick, "timeout_cvxpy_s": timeout, "threads": 1,
-                         "ipm_only_above": limit, "backends": backends})
+                         "ipm_only_above": limit, "cvxpy_max_n": CVXPY_MAX_N, "backends": backends,
+                         "command": "python -m benchmarks solvers" + (" --quick" if args.quick else "")})
     print(f"wrote {path}")
     return 0
