@@ -133,15 +133,19 @@ def main(argv=None):
         best = min(cvx) if cvx else None
         ref_bound = min((r["bound"] for r in net_rows if r["backend"] != "ipm" and r.get("bound") is not None),
                         default=None)
+        timed_out = [r for r in net_rows if r["backend"] != "ipm" and str(r.get("status", "")).startswith("timeout")]
         for r in net_rows:
             if best and r.get("time_solve"):
                 r["speedup_vs_best_cvxpy"] = best / r["time_solve"]
+            elif timed_out and not cvx and r.get("time_solve"):
+                r["speedup_at_least"] = timeout / r["time_solve"]  # every cvxpy backend run timed out
             if ref_bound and r.get("bound") is not None:
                 r["rel_diff_vs_best_cvxpy_bound"] = (r["bound"] - ref_bound) / ref_bound
         rows += net_rows
     cols = [("network", "network", ""), ("N", "N", "d"), ("m", "m", "d"), ("backend", "backend", ""),
             ("time_solve", "time [s]", ".3g"), ("bound", "certified bound", ".10g"), ("status", "status", ""),
             ("speedup_vs_best_cvxpy", "speed-up vs best cvxpy", ".3g"),
+            ("speedup_at_least", "speed-up at least (all cvxpy timed out)", ".3g"),
             ("rel_diff_vs_best_cvxpy_bound", "bound rel. diff", ".1e"), ("peak_mb", "peak MB", ".0f"),
             ("time_per_cholesky", "time / Cholesky(N)", ".3g")]
     print(markdown_table(rows, cols))
