@@ -155,8 +155,6 @@ class _Structure:
         nnz_rows = np.diff(ge.indptr)
         has = nnz_rows > 0
         if ge.nnz:
-            first = ge.indices[ge.indptr[:-1][has]]
-            last = ge.indices[ge.indptr[1:][has] - 1]
             rows_sorted = ge.copy()
             rows_sorted.sort_indices()
             first = rows_sorted.indices[rows_sorted.indptr[:-1][has]]
