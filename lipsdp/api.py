@@ -155,7 +155,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
             output: for one output row |c^T(f(x) - f(y))| <= L ||x - y||_inf; for several,
             the maximum over rows, each row solved separately).
         method: "neuron" (LipSDP-Neuron, tightest sound choice) or "layer" (LipSDP-Layer).
-        solver: "auto" or a backend name: "sdpa", "cvxopt", "clarabel", "scs", "mosek".
+        solver: "auto" or a backend name: "ipm" (structure-exploiting interior point, pure
+            numpy/scipy, first choice of "auto"), "sdpa", "cvxopt", "clarabel", "scs", "mosek".
         output: bound ``C f`` instead of ``f``: an output index, a list of indices, or a
             matrix C (e.g. a logit difference e_i - e_j).
         input_shape: shape of one input for torch models whose first layer is not Linear.
@@ -179,7 +180,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     meth = METHODS[method]
-    solver_name = resolve_solver(solver)
+    solver_name = resolve_solver(solver)  # validates the name; "auto" is resolved per LMI by solve()
+    solver_request = "auto" if (solver or "auto").lower() == "auto" else solver_name
     times: dict = {}
     t0 = time.perf_counter()
     net = extract(model, input_shape=input_shape)
@@ -201,7 +203,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         t0 = time.perf_counter()
         lmis = build_lmis(bound_net, norm, meth.multipliers, c_row)
         t_build += time.perf_counter() - t0
-        run = _solve_and_certify(lmis, solver_name, verbose, solver_options or {})
+        run = _solve_and_certify(lmis, solver_request, verbose, solver_options or {})
         run["lmis"] = lmis
         run["row"] = r
         t_build += run["t_build_solver"]
@@ -237,6 +239,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     lmi0 = runs[0]["lmis"]
     details.update(repair=[run["cert"].repair for run in runs],
                    solver_status=[run["out"].raw_status for run in runs],
+                   solver_fallback=[run["out"].info.get("fallback_from") for run in runs],
                    layer_scales=lmi0.certify.meta.get("layer_scales"))
     return LipschitzResult(
         bound=bound,
@@ -246,7 +249,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         lower_bound=low,
         norm=norm,
         method=method,
-        solver=solver_name,
+        solver=",".join(dict.fromkeys(run["out"].solver for run in runs)),
         status=status,
         message=message,
         time=times,

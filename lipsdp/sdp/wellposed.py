@@ -87,10 +87,10 @@ def _prove(lmi: LMI, lam: np.ndarray) -> float | None:
 
 
 def _solve(prob, solver):
-    from ..solvers import resolve_solver
+    from ..solvers import cvxpy_solver_name
     from ..solvers.cvxpy_backend import CVXPY_BACKENDS
 
-    name = resolve_solver(solver or "auto")
+    name = cvxpy_solver_name(solver)
     for cand in (CVXPY_BACKENDS[name], "CLARABEL"):
         try:
             prob.solve(solver=cand)

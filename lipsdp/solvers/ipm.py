@@ -1,0 +1,470 @@
+"""A structure-exploiting primal-dual interior-point method for the LipSDP LMI (solver "ipm").
+
+Problem (the dual SDP; notation of :mod:`lipsdp.sdp.lmi`):
+
+    minimise  c^T y = y_0 (= rho)
+    s.t.      Z(y) = C_0 + sum_i y_i A_i  >= 0   (PSD, N x N),      A_i = G^T Psi_i G,
+              s = y_J >= 0                      (J: the nonnegative variables, an LP cone),
+
+and its Lagrange dual (the primal SDP)
+
+    maximise  -<C_0, X>   s.t.   <A_i, X> + [i in J] x_i = c_i,   X >= 0,  x >= 0,
+
+with duality gap c^T y + <C_0, X> = <Z, X> + s^T x. The method keeps y strictly dual feasible
+(it starts from :meth:`LMI.interior_point` and Z is always recomputed from y, so every
+iterate is a valid certificate candidate) and X, x infeasible-start.
+
+**Direction.** HKM (Helmberg-Kojima-Monteiro) with Mehrotra's predictor-corrector. Writing
+W = Z^{-1}, the Newton system reduces to the Schur complement
+
+    (M + diag_J(x / s)) dy = sigma mu (A^*(W) + E_J^T s^{-1}) - c - (corrector terms),
+    M_ij = tr(A_i X A_j W),
+
+followed by dX = sigma mu W - X - sym(X dZ W) (- sym(dX_a dZ_a W) in the corrector),
+dZ = A(dy), dx = (sigma mu - dx_a ds_a) / s - x - (x / s) ds.
+
+**Low-rank Schur complement.** Every A_i is a sum of atoms G_a^T K_a G_a with K_a an s x s
+matrix on s <= 2 signals (rows of G). Stack the signal rows of all atoms (one row per atom
+and local index: the *expanded* signals, n_e of them, G_e = G[idx_e]), let K~ be the block
+diagonal of the K_a and Q = E P (E sums an atom's expanded rows, P is the tying). Then, with
+H_W = G_e W G_e^T and H_X = G_e X G_e^T,
+
+    M = Q^T [ (K~ H_W K~) o H_X ] Q,       A^*(W) = Q^T rowsum(K~ o H_W),
+
+(o: elementwise product): O(nnz(G) N) for the two Gram matrices plus O(n_e^2) elementwise
+work, instead of O(m N^3) for tr(A_i X A_j W) one by one. Products with G_e use dense BLAS
+tiles (row groups x column blocks of the LMI), so a dense weight matrix costs one GEMM.
+Similarly W dZ X = (G_e W)^T K~(dy) (G_e X), and the corrector term
+tr(A_i dX_a dZ_a W) = Q^T rowsum(K~ o (H_dXa K~(dy_a) H_W)) on the atoms' diagonal blocks only.
+
+**Factorisations.** Dense LAPACK Cholesky of Z (and of X for its step length), W by
+``dpotri``; Cholesky of the m x m Schur complement. Step lengths: the largest alpha with
+S + alpha dS >= 0 from the smallest eigenvalue of L^{-1} dS L^{-T} (Lanczos for large N,
+dense for small), then verified by a Cholesky of the new point (backtracking if needed).
+
+Stopping: relative gap <= ``gap_tol`` (1e-8) and relative primal residual <= ``feas_tol``
+(1e-9). Statuses: "optimal"; "optimal_inaccurate" (stalled close to optimal); "max_iter";
+"infeasible" (no strictly feasible point: :meth:`LMI.interior_point` failed);
+"unbounded" (the objective decreases without bound, primal infeasible); "error" (numerical
+breakdown). Deterministic: no randomness, fixed Lanczos start vector.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..sdp.lmi import LMI
+from .cvxpy_backend import SolveOutput
+
+__all__ = ["solve_ipm", "applies", "IPMOptions"]
+
+DEFAULTS = {
+    "max_iter": 80,
+    "gap_tol": 1e-8,
+    "feas_tol": 1e-9,
+    "step": 0.95,
+    "lanczos_min_n": 400,
+    "verbose": False,
+}
+IPMOptions = DEFAULTS
+
+
+def applies(lmi: LMI) -> bool:
+    """True when the IPM handles this LMI: objective rho = y_0 (always the case for :class:`LMI`)."""
+    return isinstance(lmi, LMI) and lmi.n_vars >= 1 and lmi.size >= 1
+
+
+# ---------------------------------------------------------------------------------------- structure
+class _Tiled:
+    """A sparse (r x N) matrix stored as tiles: contiguous row groups x contiguous column ranges.
+
+    Dense tiles (density > 5 %) are numpy arrays used through BLAS; the others stay CSR.
+    """
+
+    def __init__(self, mat: sp.csr_matrix, col_blocks: list, row_groups: list):
+        self.shape = mat.shape
+        mat = mat.tocsr()
+        self.tiles = []
+        edges = np.array([b[0] for b in col_blocks] + [col_blocks[-1][1]])
+        for r0, r1 in row_groups:
+            sub = mat[r0:r1]
+            if sub.nnz == 0:
+                continue
+            cols = sub.indices
+            b_lo = int(np.searchsorted(edges, cols.min(), side="right") - 1)
+            b_hi = int(np.searchsorted(edges, cols.max(), side="right") - 1)
+            c0, c1 = int(edges[b_lo]), int(edges[b_hi + 1])
+            t = sub[:, c0:c1]
+            if t.nnz > 0.05 * t.shape[0] * t.shape[1]:
+                t = t.toarray()
+            else:
+                t = t.tocsr()
+            self.tiles.append((r0, r1, c0, c1, t))
+
+    def matmul(self, d: np.ndarray) -> np.ndarray:
+        """G @ d for dense d (N x k)."""
+        out = np.zeros((self.shape[0], d.shape[1]))
+        for r0, r1, c0, c1, t in self.tiles:
+            out[r0:r1] += t @ d[c0:c1]
+        return out
+
+    def rmatmul(self, b: np.ndarray) -> np.ndarray:
+        """G^T @ b for dense b (r x k)."""
+        out = np.zeros((self.shape[1], b.shape[1]))
+        for r0, r1, c0, c1, t in self.tiles:
+            out[c0:c1] += t.T @ b[r0:r1]
+        return out
+
+
+class _Structure:
+    """The expanded-signal data of an LMI (see the module docstring)."""
+
+    def __init__(self, lmi: LMI):
+        n = lmi.size
+        g = lmi.G.tocsr()
+        idx, atom_id, krow, kcol, kval = [], [], [], [], []
+        e0 = 0
+        a0 = 0
+        for b in lmi.atoms:
+            na, s = b.count, b.size
+            idx.append(b.support.ravel())
+            atom_id.append(np.repeat(np.arange(a0, a0 + na), s))
+            base = e0 + s * np.arange(na)
+            for p in range(s):
+                for q in range(s):
+                    v = b.coeff[:, p, q]
+                    nz = v != 0
+                    krow.append(base[nz] + p)
+                    kcol.append(base[nz] + q)
+                    kval.append(v[nz])
+            e0 += na * s
+            a0 += na
+        idx = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+        atom_id = np.concatenate(atom_id) if atom_id else np.zeros(0, np.int64)
+        ne = e0
+        # order the expanded rows by the column blocks they touch, so that rows of one kind are contiguous
+        ge = g[idx]
+        edges = np.array([blk[0] for blk in lmi.blocks] + [n])
+        lo = np.full(ne, -1)
+        hi = np.full(ne, -1)
+        nnz_rows = np.diff(ge.indptr)
+        has = nnz_rows > 0
+        if ge.nnz:
+            rows_sorted = ge.copy()
+            rows_sorted.sort_indices()
+            first = rows_sorted.indices[rows_sorted.indptr[:-1][has]]
+            last = rows_sorted.indices[rows_sorted.indptr[1:][has] - 1]
+            lo[has] = np.searchsorted(edges, first, side="right") - 1
+            hi[has] = np.searchsorted(edges, last, side="right") - 1
+        multi = (nnz_rows > 1).astype(np.int64)  # selection rows (one nonzero) apart from the others
+        perm = np.lexsort((idx, multi, hi, lo))
+        inv = np.empty(ne, np.int64)
+        inv[perm] = np.arange(ne)
+        self.idx = idx[perm]
+        ge = ge[perm].tocsr()
+        key = np.stack([lo[perm], hi[perm], multi[perm]], axis=1)
+        breaks = np.nonzero(np.any(key[1:] != key[:-1], axis=1))[0] + 1
+        starts = np.concatenate([[0], breaks]).astype(int)
+        stops = np.concatenate([breaks, [ne]]).astype(int)
+        self.ge = ge
+        self.tiled = _Tiled(ge, lmi.blocks, list(zip(starts.tolist(), stops.tolist())))
+        krow = inv[np.concatenate(krow)] if krow else np.zeros(0, np.int64)
+        kcol = inv[np.concatenate(kcol)] if kcol else np.zeros(0, np.int64)
+        kval = np.concatenate(kval) if kval else np.zeros(0)
+        self.K = sp.csr_matrix((kval, (krow, kcol)), shape=(ne, ne))
+        self.Kcoo = self.K.tocoo()
+        n_atoms = a0
+        e_mat = sp.csr_matrix((np.ones(ne), (inv[np.arange(ne)], atom_id)), shape=(ne, n_atoms))
+        self.Q = (e_mat @ lmi.tying).tocsr()  # (ne x m)
+        self.QT = self.Q.T.tocsr()
+        self.n = n
+        self.ne = ne
+        self.m = lmi.n_vars
+        self.C0 = lmi.matrix(np.zeros(lmi.n_vars), constant=True)
+
+    def kweighted(self, y: np.ndarray) -> sp.csr_matrix:
+        """K~(y) = diag(Q y) K~ (every entry of an atom's block scaled by the atom's weight)."""
+        w = self.Q @ y
+        return sp.csr_matrix((self.Kcoo.data * w[self.Kcoo.row], (self.Kcoo.row, self.Kcoo.col)),
+                             shape=self.K.shape)
+
+    def op(self, y: np.ndarray) -> np.ndarray:
+        """A(y) = G_e^T K~(y) G_e (dense N x N, without C_0)."""
+        ky = self.kweighted(y)
+        b = (ky @ self.ge).toarray()
+        out = self.tiled.rmatmul(b)
+        return 0.5 * (out + out.T)
+
+    def gram(self, x: np.ndarray):
+        """(G_e X, G_e X G_e^T) for a dense symmetric X."""
+        t = self.tiled.matmul(x)
+        h = self.tiled.matmul(np.ascontiguousarray(t.T))
+        return t, 0.5 * (h + h.T)
+
+    def adjoint_from_gram(self, h: np.ndarray) -> np.ndarray:
+        """A^*(X)_i = tr(A_i X) from H = G_e X G_e^T: Q^T rowsum(K~ o H)."""
+        k = self.Kcoo
+        v = np.bincount(k.row, weights=k.data * h[k.row, k.col], minlength=self.ne)
+        return self.QT @ v
+
+    def schur(self, hw: np.ndarray, hx: np.ndarray) -> np.ndarray:
+        """M = Q^T [(K~ H_W K~) o H_X] Q."""
+        khk = (self.K @ (self.K @ hw).T).T  # K H K (both symmetric)
+        khk *= hx
+        left = self.QT @ khk  # (m x ne)
+        return np.asarray(self.QT @ np.ascontiguousarray(left.T))
+
+    def block_trace_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Q^T rowsum(K~ o (A B)) for symmetric B, (A B) evaluated only on K~'s nonzeros (chunked)."""
+        k = self.Kcoo
+        v = np.zeros(self.ne)
+        chunk = max(1, int(2e7 // max(self.ne, 1)))
+        for s0 in range(0, k.nnz, chunk):
+            r = k.row[s0:s0 + chunk]
+            c = k.col[s0:s0 + chunk]
+            vals = np.einsum("ij,ij->i", a[r], b[c])  # b symmetric: b[:, c].T = b[c]
+            v += np.bincount(r, weights=k.data[s0:s0 + chunk] * vals, minlength=self.ne)
+        return self.QT @ v
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _chol(a: np.ndarray):
+    """Lower Cholesky factor or None (no exception) if ``a`` is not numerically positive definite."""
+    c, info = sla.lapack.dpotrf(a, lower=1, clean=1, overwrite_a=0)
+    if info != 0:
+        return None
+    return c
+
+
+def _inv_from_chol(lc: np.ndarray) -> np.ndarray:
+    inv, info = sla.lapack.dpotri(lc, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("dpotri failed")
+    inv = np.tril(inv)
+    return inv + np.tril(inv, -1).T
+
+
+def _trsolve(lc: np.ndarray, b: np.ndarray, trans: int = 0) -> np.ndarray:
+    """L^{-1} b (trans=0) or L^{-T} b (trans=1) for lower triangular L (LAPACK dtrtrs, no checks)."""
+    x, info = sla.lapack.dtrtrs(lc, b, lower=1, trans=trans)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return x
+
+
+def _min_eig_scaled(lc: np.ndarray, d, n: int, lanczos_min_n: int) -> float:
+    """Smallest eigenvalue of L^{-1} D L^{-T}; ``d`` is a dense matrix or a callable v -> D v."""
+    if n < lanczos_min_n:
+        dd = d if isinstance(d, np.ndarray) else d(np.eye(n))
+        b = _trsolve(lc, dd)
+        b = _trsolve(lc, np.ascontiguousarray(b.T))
+        return float(sla.eigh(0.5 * (b + b.T), eigvals_only=True, subset_by_index=[0, 0])[0])
+
+    def mv(v):
+        v = np.asarray(v).reshape(n, -1)
+        u = _trsolve(lc, v, trans=1)
+        w = d @ u if isinstance(d, np.ndarray) else d(u)
+        return _trsolve(lc, w)
+
+    opr = spla.LinearOperator((n, n), matvec=mv, matmat=mv, dtype=np.float64)
+    v0 = np.ones(n) / np.sqrt(n)
+    try:
+        lam = spla.eigsh(opr, k=1, which="SA", v0=v0, tol=1e-3, maxiter=300, return_eigenvectors=False,
+                         ncv=min(n, 24))
+        return float(lam[0])
+    except spla.ArpackNoConvergence as exc:
+        if exc.eigenvalues.size:
+            return float(np.min(exc.eigenvalues))
+        return -np.inf
+
+
+def _max_step_lp(s: np.ndarray, ds: np.ndarray) -> float:
+    neg = ds < 0
+    if not np.any(neg):
+        return np.inf
+    return float(np.min(-s[neg] / ds[neg]))
+
+
+def _max_step_psd(lc, d, n, opts) -> float:
+    lam = _min_eig_scaled(lc, d, n, opts["lanczos_min_n"])
+    if not np.isfinite(lam):
+        return 0.0
+    return np.inf if lam >= 0 else 1.0 / (-lam)
+
+
+# ---------------------------------------------------------------------------------------- solver
+def solve_ipm(lmi: LMI, verbose: bool = False, **options) -> SolveOutput:
+    """Minimise rho = y_0 subject to Z(y) >= 0 and the sign constraints (module docstring)."""
+    opts = dict(DEFAULTS)
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown ipm options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    opts.update(options)
+    verbose = verbose or opts["verbose"]
+    t0 = time.perf_counter()
+    try:
+        st = _Structure(lmi)
+    except MemoryError as exc:
+        return SolveOutput(None, "error", None, time.perf_counter() - t0, "ipm", raw_status=f"MemoryError: {exc}")
+    t_build = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    try:
+        y_start = lmi.interior_point()
+    except (ArithmeticError, np.linalg.LinAlgError) as exc:
+        return SolveOutput(None, "infeasible", None, time.perf_counter() - t1, "ipm",
+                           raw_status=f"no strictly feasible point: {exc}", info={"build_time": t_build})
+    try:
+        out = _run(st, lmi, y_start, opts, verbose)
+    except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+        out = (None, "error", f"numerical breakdown: {type(exc).__name__}: {exc}", {})
+    y, status, raw, info = out
+    info["build_time"] = t_build
+    obj = None if y is None else float(y[0])
+    return SolveOutput(y, status, obj, time.perf_counter() - t1, "ipm", raw_status=raw, info=info)
+
+
+def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
+    n, m = st.n, st.m
+    nn = np.nonzero(lmi.nonneg)[0]
+    c = np.zeros(m)
+    c[0] = 1.0
+    y = np.array(y, dtype=np.float64)
+    # strict positivity of the LP slacks
+    if nn.size:
+        y[nn] = np.maximum(y[nn], 1e-8 * max(1.0, float(np.max(np.abs(y)))))
+    z = st.C0 + st.op(y)
+    lz = _chol(z)
+    if lz is None:
+        return None, "infeasible", "the starting point is not strictly feasible", {}
+    xi = max(1.0, float(np.sqrt(n)) / max(1.0, float(np.linalg.norm(np.diag(z)) / np.sqrt(n))))
+    x_mat = np.eye(n) * xi
+    x_lp = np.full(nn.size, xi)
+    n_cone = n + nn.size
+    best = None
+    hist = []
+    status, raw = "max_iter", "iteration limit reached"
+    it = 0
+    for it in range(1, opts["max_iter"] + 1):
+        s = y[nn]
+        w = _inv_from_chol(lz)
+        tw, hw = st.gram(w)
+        tx, hx = st.gram(x_mat)
+        aw = st.adjoint_from_gram(hw)
+        ax = st.adjoint_from_gram(hx)
+        rp = c - ax
+        rp[nn] -= x_lp
+        gap = float(np.sum(x_mat * z) + x_lp @ s)
+        mu = gap / n_cone
+        pobj = -float(np.sum(st.C0 * x_mat))
+        dobj = float(y[0])
+        pinf = float(np.linalg.norm(rp)) / (1.0 + np.linalg.norm(c))
+        rgap = gap / max(abs(dobj), abs(pobj), 1e-8)
+        hist.append((dobj, rgap, pinf))
+        if verbose:
+            print(f"ipm {it:3d}  rho {dobj:.10e}  gap {rgap:.2e}  pinf {pinf:.2e}  mu {mu:.2e}")
+        if rgap <= opts["gap_tol"] and pinf <= opts["feas_tol"]:
+            status, raw = "optimal", f"converged: relative gap {rgap:.1e}, primal residual {pinf:.1e}"
+            break
+        if not np.all(np.isfinite([gap, pinf, dobj])):
+            status, raw = "error", "non-finite iterate"
+            break
+        if dobj < -1e12:
+            status, raw = "unbounded", "the objective decreases without bound (the primal problem is infeasible)"
+            break
+        mmat = st.schur(hw, hx)
+        mmat = 0.5 * (mmat + mmat.T)
+        if nn.size:
+            mmat[nn, nn] += x_lp / s
+        lm = _chol(mmat)
+        if lm is None:
+            reg = 1e-14 * max(1.0, float(np.max(np.abs(np.diag(mmat)))))
+            for _ in range(8):
+                lm = _chol(mmat + reg * np.eye(m))
+                if lm is not None:
+                    break
+                reg *= 100
+            if lm is None:
+                status, raw = "error", "Schur complement is not positive definite"
+                break
+
+        def solve_m(r):
+            return sla.cho_solve((lm, True), r)
+
+        def x_dir(sig_mu, dy, kdy, extra_t=None, extra_k=None):
+            # dX = sig_mu W - X - sym(W dZ X) [- sym(dXa dZa W)]
+            prod = tw.T @ (kdy @ tx)
+            if extra_t is not None:
+                prod += extra_t.T @ (extra_k @ tw)
+            dx = -x_mat - 0.5 * (prod + prod.T)
+            if sig_mu:
+                dx += sig_mu * w
+            return dx
+
+        # ---------------- predictor (sigma = 0)
+        dy_a = solve_m(-c)
+        kdy_a = st.kweighted(dy_a)
+        dxm_a = x_dir(0.0, dy_a, kdy_a)
+        ds_a = dy_a[nn]
+        dxl_a = -x_lp - (x_lp / s) * ds_a
+
+        def dz_apply(kdy):
+            return lambda v: st.tiled.rmatmul(kdy @ st.tiled.matmul(v))
+
+        lx = _chol(x_mat)
+        if lx is None:
+            status, raw = "error", "primal iterate lost definiteness"
+            break
+        ap = min(1.0, _max_step_psd(lx, dxm_a, n, opts), _max_step_lp(x_lp, dxl_a))
+        ad = min(1.0, _max_step_psd(lz, dz_apply(kdy_a), n, opts), _max_step_lp(s, ds_a))
+        gap_a = float(np.sum((x_mat + ap * dxm_a) * (z + ad * st.op(dy_a)))
+                      + (x_lp + ap * dxl_a) @ (s + ad * ds_a))
+        sigma = min(1.0, max(0.0, gap_a / gap)) ** 3
+        # ---------------- corrector
+        tdx_a, hdx_a = st.gram(dxm_a)
+        cc = st.block_trace_product(np.ascontiguousarray((kdy_a @ hdx_a).T), hw)
+        rhs = sigma * mu * aw - c - cc
+        if nn.size:
+            rhs[nn] += (sigma * mu - dxl_a * ds_a) / s
+        dy = solve_m(rhs)
+        kdy = st.kweighted(dy)
+        dxm = x_dir(sigma * mu, dy, kdy, tdx_a, kdy_a)
+        ds = dy[nn]
+        dxl = (sigma * mu - dxl_a * ds_a) / s - x_lp - (x_lp / s) * ds
+        gamma = opts["step"]
+        ap = min(1.0, gamma * _max_step_psd(lx, dxm, n, opts), gamma * _max_step_lp(x_lp, dxl))
+        ad = min(1.0, gamma * _max_step_psd(lz, dz_apply(kdy), n, opts), gamma * _max_step_lp(s, ds))
+        # take the steps, verifying definiteness by Cholesky (backtrack if the estimate was optimistic)
+        new_lz = None
+        for _ in range(30):
+            y_new = y + ad * dy
+            z_new = st.C0 + st.op(y_new)
+            new_lz = _chol(z_new)
+            if new_lz is not None and (nn.size == 0 or np.all(y_new[nn] > 0)):
+                break
+            ad *= 0.7
+            new_lz = None
+        if new_lz is None:
+            status, raw = "optimal_inaccurate" if hist and rgap < 1e-5 else "error", "dual step failed"
+            break
+        for _ in range(30):
+            x_new = x_mat + ap * dxm
+            if _chol(x_new) is not None and (nn.size == 0 or np.all(x_lp + ap * dxl > 0)):
+                break
+            ap *= 0.7
+        y, z, lz = y_new, z_new, new_lz
+        x_mat = 0.5 * (x_new + x_new.T)
+        x_lp = x_lp + ap * dxl
+        if max(ap, ad) < 1e-10:
+            status, raw = ("optimal_inaccurate" if rgap < 1e-5 else "error"), "step length vanished"
+            break
+    else:
+        if hist and hist[-1][1] < 1e-6 and hist[-1][2] < 1e-6:
+            status = "optimal_inaccurate"
+    info = {"iterations": it, "rel_gap": hist[-1][1] if hist else None,
+            "primal_residual": hist[-1][2] if hist else None}
+    return y, status, raw, info

@@ -1,0 +1,141 @@
+"""The structure-exploiting interior-point solver ("ipm") against cvxpy backends and closed forms."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import lipsdp
+from lipsdp.certify import certify
+from lipsdp.network import Affine, Implicit, Network, activations
+from lipsdp.sdp import build_lmis
+from lipsdp.sdp.lmi import LMI, AtomBlock
+from lipsdp.solvers import AUTO_ORDER, available_solvers, resolve_solver, solve
+from lipsdp.solvers.ipm import solve_ipm
+
+from .conftest import mlp
+from .test_residual import resnet
+
+
+def _reference_backend():
+    for s in ("cvxopt", "clarabel", "sdpa", "mosek"):
+        if s in available_solvers():
+            return s
+    pytest.skip("no accurate cvxpy backend installed")
+
+
+def _rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+CASES = [
+    ("mlp-l2-neuron", lambda: mlp([4, 12, 10, 3], seed=1), "l2", "neuron", None),
+    ("mlp-l2-layer", lambda: mlp([4, 12, 10, 3], seed=2), "l2", "layer", None),
+    ("mlp-linf-neuron", lambda: mlp([4, 12, 10, 2], seed=3), "linf", "neuron", np.array([[1.0, -1.0]])),
+    ("mlp-linf-layer", lambda: mlp([4, 12, 10, 2], seed=4), "linf", "layer", np.array([[1.0, 0.0]])),
+    ("tanh-l2-neuron", lambda: mlp([3, 9, 7, 2], act="tanh", seed=5), "l2", "neuron", None),
+    ("resnet-l2", lambda: resnet(4, 6, 2, 2, seed=6)[0], "l2", "neuron", None),
+    ("resnet-linf", lambda: resnet(4, 6, 2, 1, seed=7)[0], "linf", "neuron", None),
+]
+
+
+@pytest.mark.parametrize("name,make,norm,method,c", CASES, ids=[c[0] for c in CASES])
+def test_agrees_with_cvxpy_backend_and_certifies(name, make, norm, method, c):
+    ref_backend = _reference_backend()
+    lmis = build_lmis(make(), norm, method, c)
+    out = solve_ipm(lmis.solve)
+    assert out.status == "optimal", out.raw_status
+    ref = solve(lmis.solve, ref_backend)
+    assert ref.status in ("optimal", "optimal_inaccurate")
+    assert _rel(out.objective, ref.objective) <= 1e-6, (out.objective, ref.objective)
+    cert = certify(lmis.certify, out.y)
+    assert cert.certified
+    # certification (exact rho for these multipliers) loses nothing measurable: ipm iterates are
+    # strictly feasible; and no certified bound can be below the SDP optimum
+    raw = lmis.solve.bound_from_rho(out.objective)
+    assert cert.bound <= raw * (1 + 1e-7)
+    assert cert.bound >= lmis.solve.bound_from_rho(ref.objective) * (1 - 1e-6)
+
+
+def test_implicit_layer_agrees():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 6))
+    w *= 0.5 / np.linalg.norm(w, 2)
+    net = Network([Implicit(w, rng.standard_normal((6, 3)), rng.standard_normal(6), rng.standard_normal((2, 6)),
+                            None, activations.tanh())])
+    lmis = build_lmis(net, "l2", "neuron")
+    out = solve_ipm(lmis.solve)
+    ref = solve(lmis.solve, _reference_backend())
+    assert out.status == "optimal"
+    assert _rel(out.objective, ref.objective) <= 1e-6
+    assert certify(lmis.certify, out.y).certified
+
+
+def test_single_linear_layer_is_spectral_norm():
+    w = np.random.default_rng(1).standard_normal((5, 7))
+    r = lipsdp.estimate(Network([Affine(w)]), solver="ipm", lower=False)
+    s = np.linalg.norm(w, 2)
+    assert r.certified and r.status == "optimal" and r.solver == "ipm"
+    assert s <= r.bound <= s * (1 + 1e-6)
+
+
+def test_linf_scalar_linear_map_is_l1_norm():
+    c = np.array([[0.3, -1.7, 2.25, 0.0, -0.01]])
+    r = lipsdp.estimate(Network([Affine(c)]), norm="linf", solver="ipm", lower=False)
+    l1 = np.abs(c).sum()
+    assert r.certified and r.status == "optimal"
+    assert l1 <= r.bound <= l1 * (1 + 1e-6)
+
+
+def test_auto_picks_ipm_and_certifies():
+    assert AUTO_ORDER[0] == "ipm" and available_solvers()[0] == "ipm"
+    net = mlp([3, 10, 8, 2], seed=11)
+    r = lipsdp.estimate(net)
+    assert r.solver == "ipm" and r.status == "optimal" and r.certified
+    assert r.lower_bound <= r.bound <= r.naive_bound
+
+
+def test_deterministic():
+    lmi = build_lmis(mlp([5, 14, 9, 2], seed=8), "l2", "neuron").solve
+    a, b = solve_ipm(lmi), solve_ipm(lmi)
+    assert a.status == "optimal"
+    assert np.array_equal(a.y, b.y)
+
+
+def _bad_lmi():
+    """Z(y) = [[rho, 0], [0, -1]]: no y makes Z positive semidefinite."""
+    g = sp.identity(2, format="csr")
+    return LMI(G=g, blocks=[(0, 1), (1, 2)], block_names=["x0", "x1"],
+               atoms=[AtomBlock([[0]], [[[1.0]]])], constant_atoms=[AtomBlock([[1]], [[[-1.0]]])],
+               tying=sp.csr_matrix(np.ones((1, 1))), nonneg=np.array([True]), owner=np.array([0]),
+               interior_dir=np.array([0.0]), rho_coeff=1.0, bound_kind="sqrt")
+
+
+def test_infeasible_problem_has_a_clear_status():
+    out = solve_ipm(_bad_lmi())
+    assert out.status == "infeasible" and out.y is None
+    assert "feasible" in out.raw_status
+
+
+def test_auto_falls_back_to_cvxpy_when_ipm_fails(monkeypatch):
+    from lipsdp import solvers
+    from lipsdp.solvers import SolveOutput
+
+    lmi = build_lmis(mlp([3, 6, 2], seed=4), "l2", "neuron").solve
+    broken = solvers.BACKENDS["ipm"]
+    monkeypatch.setattr(broken, "solve", lambda lmi, verbose=False, **kw: SolveOutput(None, "max_iter", None, 0.0, "ipm",
+                                                                                     "iteration limit"))
+    out = solve(lmi, "auto")
+    assert out.solver != "ipm" and out.status in ("optimal", "optimal_inaccurate")
+    assert out.info["fallback_from"][0][0] == "ipm"
+
+
+def test_options_for_other_backends_skip_ipm_under_auto():
+    assert resolve_solver("ipm") == "ipm"
+    lmi = build_lmis(mlp([3, 6, 2], seed=4), "l2", "neuron").solve
+    if "scs" not in available_solvers():
+        pytest.skip("scs not installed")
+    out = solve(lmi, "auto", eps_abs=1e-6) if available_solvers()[1] == "scs" else None
+    if out is not None:
+        assert out.solver == "scs"
+    with pytest.raises(ValueError):
+        solve_ipm(lmi, eps_abs=1e-6)
