@@ -245,3 +245,76 @@ def householder(size: int, v, grouping: str = "consecutive", name: str = "") -> 
     v = np.asarray(v, dtype=np.float64)
     g = v.shape[-1]
     return GroupActivation("householder", size, g, grouping, None, v, name=name)
+
+
+# ---------------------------------------------------------------------- the residual-ReLU rewrite
+def residual_relu_layer(layer: GroupActivation):
+    """The same function as a residual ReLU block x -> A x + B ReLU(D x) (LipSDP-RR baseline).
+
+    * MaxMin / GroupSort with g = 2, pair (v1, v2) (v1 first in its group): the paper's form
+      min = v2 - ReLU(v2 - v1), max = v2 + ReLU(v1 - v2) (two ReLUs per pair);
+    * Householder (any g): z + 2 v ReLU(-v^T z) / (v^T v) per group (one ReLU per group).
+
+    GroupSort with g > 2 has no such form: UnsupportedLayerError.
+    """
+    from ..errors import UnsupportedLayerError
+    from . import activations
+    from .layers import Activation, Affine
+    from .network import Network
+    from .residual import Residual
+
+    n = layer.size
+    idx = layer.groups()
+    if layer.kind == "householder":
+        v = layer.vectors()
+        n_g = layer.n_groups
+        d = np.zeros((n_g, n))
+        b = np.zeros((n, n_g))
+        vv = np.sum(v * v, axis=1)
+        for i, grp in enumerate(idx):
+            d[i, grp] = -v[i]
+            b[grp, i] = 2.0 * v[i] / vv[i]
+        a = None
+        width = n_g
+    elif layer.group_size == 2:
+        d = np.zeros((n, n))
+        b = np.zeros((n, n))
+        a = np.zeros((n, n))
+        for k, (i, j) in enumerate(idx):
+            hi, lo = (i, j) if layer.descending else (j, i)  # output slots of max and min
+            d[2 * k, [i, j]] = [-1.0, 1.0]   # r1 = ReLU(v2 - v1)
+            d[2 * k + 1, [i, j]] = [1.0, -1.0]  # r2 = ReLU(v1 - v2)
+            a[hi, j] = a[lo, j] = 1.0
+            b[lo, 2 * k] = -1.0
+            b[hi, 2 * k + 1] = 1.0
+        width = n
+    else:
+        raise UnsupportedLayerError(
+            f"{layer.describe()}: GroupSort with groups of {layer.group_size} has no residual-ReLU form "
+            "(only MaxMin / group size 2 and Householder)")
+    branch = Network([Affine(d), Activation(activations.relu(), width, name=f"{layer.name}.relu"), Affine(b)])
+    return Residual(branch, None if a is None else Affine(a), name=f"{layer.name}(residual-relu)")
+
+
+def residual_relu_rewrite(network):
+    """``network`` with every group activation replaced by :func:`residual_relu_layer` (same function)."""
+    from ..errors import UnsupportedLayerError
+    from .implicit import Implicit
+    from .network import Network
+    from .residual import Residual
+
+    def walk(net):
+        out = []
+        for i, layer in enumerate(net.layers):
+            if isinstance(layer, GroupActivation):
+                out.append(residual_relu_layer(layer))
+            elif isinstance(layer, Residual):
+                out.append(Residual(walk(layer.branch), layer.skip, name=layer.name))
+            elif isinstance(layer, Implicit) and isinstance(layer.activation, GroupActivation):
+                raise UnsupportedLayerError(f"layer {i} ({layer.describe()}): the residual-ReLU rewrite does not "
+                                            "apply to implicit layers")
+            else:
+                out.append(layer)
+        return Network(out, input_shape=net.input_shape, name=net.name)
+
+    return walk(network)
