@@ -111,6 +111,9 @@ def main(suite: str, argv=None) -> int:
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per network")
     ap.add_argument("--skip", default="", help="comma-separated substrings of network names to skip")
+    ap.add_argument("--only", default="", help="comma-separated substrings: run only matching networks")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace the rows of the networks run in the existing JSON, keep the others")
     ap.add_argument("--no-baseline", action="store_true", help="skip the residual-ReLU baseline")
     ap.add_argument("--no-lower", action="store_true")
     ap.add_argument("--out-dir", default=None, help="where the JSON goes (default benchmarks/results)")
@@ -123,6 +126,8 @@ def main(suite: str, argv=None) -> int:
         print(f"no networks found under {WEIGHTS}")
     for name in names:
         if any(s in name for s in skip):
+            continue
+        if args.only and not any(s in name for s in args.only.split(",") if s):
             continue
         out = run_isolated(compute, name, norm, args.solver, not args.no_baseline, not args.no_lower,
                            timeout=args.timeout)
@@ -141,6 +146,15 @@ def main(suite: str, argv=None) -> int:
         rows.append(row)
         print(f"{name}: naive {row['naive']}, NSR {row['nsr']}, RR {row['rr']}, lower {row['lower']}"
               + (f"  [{out['error']}]" if out["error"] else ""), flush=True)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(__file__).resolve().parent / "results"
+    if args.merge and (out_dir / f"{suite}.json").exists():
+        import json
+
+        old = json.loads((out_dir / f"{suite}.json").read_text()).get("rows", [])
+        done = {r["network"] for r in rows}
+        order = names
+        rows = sorted([r for r in old if r["network"] not in done] + rows,
+                      key=lambda r: order.index(r["network"]) if r["network"] in order else len(order))
     cols = [("network", "network", ""), ("naive", "naive (MP)", ".6g"), ("ref_mp", "ref MP", ".6g"),
             ("rel_mp", "rel. diff", ".1e"), ("rr", "LipSDP-RR", ".6g"), ("nsr", "LipSDP-NSR", ".6g"),
             ("ref_nsr", "ref NSR", ".6g"), ("rel_nsr", "rel. diff", ".1e")]
@@ -155,6 +169,6 @@ def main(suite: str, argv=None) -> int:
     print(f"{'l-infinity, output label ' + str(LABEL) if norm == 'linf' else 'l2'}; reference: ../shared/paper/README.md")
     path = save_results(suite, rows, {"quick": args.quick, "solver": args.solver, "norm": norm,
                                       "timeout": args.timeout, "skip": skip},
-                        out_dir=None if args.out_dir is None else Path(args.out_dir))
+                        out_dir=out_dir)
     print(f"results: {path}")
     return 0
