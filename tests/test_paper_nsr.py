@@ -91,11 +91,13 @@ def test_residual_relu_baseline_is_looser():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["2fc_16", "2fc_32"])
-def test_nsr_linf_label8_between_exact_and_naive(name):
+def test_nsr_linf_label8_between_exact_and_naive():
+    # the l-inf LMI keeps all 784 inputs: ~5 min with SDPA on 2 loaded cores (202.82 measured)
+    name = "2fc_16"
     net = _net(name)
     _, _, mpinf, exact = REFERENCE[name]
-    r = lipsdp.estimate(net, norm="linf", output=8, lower=False)
+    solver = "sdpa" if "sdpa" in lipsdp.available_solvers() else "auto"
+    r = lipsdp.estimate(net, norm="linf", output=8, lower=False, solver=solver)
     assert r.certified
     assert exact * (1 - 1e-5) <= r.bound <= mpinf * (1 + 1e-6)
 
