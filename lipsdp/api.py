@@ -56,6 +56,17 @@ register_method("neuron", "neuron",
                 "LipSDP-Neuron: one multiplier per neuron (per group for MaxMin/GroupSort/Householder)")
 register_method("layer", "layer", "LipSDP-Layer: one multiplier per layer")
 
+
+def _residual_relu(network):
+    from .network.group import residual_relu_rewrite
+
+    return residual_relu_rewrite(network)
+
+
+register_method("residual-relu", "neuron",
+                "LipSDP-RR baseline (Pauli et al. 2024): MaxMin/Householder rewritten as residual ReLU blocks, "
+                "then LipSDP-Neuron", _residual_relu)
+
 _NORM_ALIASES = {"l2": "l2", "2": "l2", "euclidean": "l2", "linf": "linf", "inf": "linf", "l_inf": "linf",
                  "l-inf": "linf", "infinity": "linf", "l-infinity": "linf"}
 

@@ -94,7 +94,7 @@ def chain_naive_bound(chain, norm: str = "l2") -> float:
     """Product of the layers' induced norms times the activations' Lipschitz constants (rounded up)."""
     norm_fn = spectral_norm_upper if norm == "l2" else inf_norm_upper
     factors = [norm_fn(w) for w in chain.weights]
-    factors += [act.lipschitz for act in chain.activations]
+    factors += [act.lipschitz_in(norm) for act in chain.activations]
     return product_up(factors)
 
 

@@ -7,10 +7,12 @@ activation kinds register their QC in ``QC_REGISTRY``.
 from ..errors import UnsupportedLayerError
 from ..network.layers import Activation
 from .base import MULTIPLIER_STRUCTURES, QCAtoms, QuadraticConstraint
+from ..network.group import GroupActivation
+from .group import GroupQC
 from .slope import SlopeRestrictedQC, dyadic_slopes
 
 #: activation layer class -> QC instance
-QC_REGISTRY: dict = {Activation: SlopeRestrictedQC()}
+QC_REGISTRY: dict = {Activation: SlopeRestrictedQC(), GroupActivation: GroupQC()}
 
 
 def qc_for(layer) -> QuadraticConstraint:
@@ -26,5 +28,5 @@ def qc_for(layer) -> QuadraticConstraint:
     return qc
 
 
-__all__ = ["QuadraticConstraint", "QCAtoms", "SlopeRestrictedQC", "QC_REGISTRY", "qc_for",
+__all__ = ["QuadraticConstraint", "QCAtoms", "SlopeRestrictedQC", "GroupQC", "QC_REGISTRY", "qc_for",
            "MULTIPLIER_STRUCTURES", "dyadic_slopes"]

@@ -2,7 +2,8 @@
 
 ``extract(model)`` accepts a :class:`~lipsdp.network.Network` (returned as is), a
 ``torch.nn.Module`` (:mod:`lipsdp.extract.torch`), or a path to a model file
-(``.onnx`` through :mod:`lipsdp.extract.onnx` when available).
+(``.onnx`` through :mod:`lipsdp.extract.onnx` when available; ``.mat`` weight files of
+the LipSDP-NSR paper through :func:`lipsdp.extract.mat.from_mat`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def extract(model, input_shape=None) -> Network:
             except ImportError as exc:
                 raise UnsupportedLayerError(f"ONNX models need the onnx extra: {exc}") from exc
             return from_onnx(path)
+        if ext == ".mat":
+            from .mat import from_mat
+
+            return from_mat(path)
         raise UnsupportedLayerError(f"unsupported model file type '{ext}' ({path})")
     raise InvalidNetworkError(
         f"cannot extract a network from {type(model).__name__}; pass a torch.nn.Module, a lipsdp.Network "

@@ -239,6 +239,99 @@ def _install_default_handlers() -> None:
     })
 
 
+def _group_handler(kind_of) -> Handler:
+    """Handler for a group activation module; ``kind_of(mod, ctx)`` -> GroupActivation kwargs."""
+    from ..network.group import GroupActivation
+
+    def handler(ctx: NodeContext):
+        if len(ctx.in_shape) != 1:
+            raise UnsupportedLayerError(
+                f"{type(ctx.target).__name__} at {ctx.where()} acts on a tensor of shape {ctx.in_shape}; "
+                "group activations are supported on flat (N, C) features only")
+        kw = kind_of(ctx.target, ctx)
+        scale = float(kw.pop("scale", 1.0))
+        try:
+            layer = GroupActivation(size=ctx.in_size, name=ctx.qualname, **kw)
+            layer.check(f"{type(ctx.target).__name__} at {ctx.where()}")
+        except LipSDPError:
+            raise
+        except Exception as exc:  # pragma: no cover - defensive
+            raise UnsupportedLayerError(f"{type(ctx.target).__name__} at {ctx.where()}: {exc}") from exc
+        out = [layer]
+        if scale != 1.0:
+            out.append(Affine(sp.identity(ctx.in_size, format="csr") * scale, name=f"{ctx.qualname}.k_coef_lip"))
+        return out
+
+    return handler
+
+
+def _lipsdp_group_kw(mod, ctx):
+    from ..nn import HouseholderActivation, MaxMin
+
+    if isinstance(mod, HouseholderActivation):
+        return {"kind": "householder", "group_size": mod.group_size, "grouping": mod.grouping, "v": _np(mod.v)}
+    kind = "maxmin" if isinstance(mod, MaxMin) else "groupsort"
+    return {"kind": kind, "group_size": mod.group_size, "grouping": mod.grouping, "descending": mod.descending}
+
+
+def _torchlip_scale(mod) -> float:
+    return float(getattr(mod, "_coefficient_lip", 1.0))
+
+
+def _torchlip_groupsort_kw(mod, ctx):
+    # deel.torchlip.functional.group_sort: consecutive groups of group_size along dim 1, ascending
+    # (group_size None or larger than the input: one group, FullSort); output times k_coef_lip.
+    g = mod.group_size if mod.group_size is not None and mod.group_size <= ctx.in_size else ctx.in_size
+    return {"kind": "groupsort", "group_size": int(g), "grouping": "consecutive", "descending": False,
+            "scale": _torchlip_scale(mod)}
+
+
+def _torchlip_householder_kw(mod, ctx):
+    # deel.torchlip HouseHolder: pairs (x_i, y_i) from the two halves of dim 1; reflected by
+    # H = [[cos t, sin t], [sin t, -cos t]] = I - 2 u u^T, u = (sin(t/2), -cos(t/2)), when
+    # u^T z > 0 and kept otherwise; i.e. kept when v^T z >= 0 for v = -u (the two agree on
+    # v^T z = 0, where H z = z).
+    import torch
+
+    theta = mod.theta.detach().to(torch.float64)
+    v = torch.stack([-torch.sin(0.5 * theta), torch.cos(0.5 * theta)], dim=1).cpu().numpy()
+    return {"kind": "householder", "group_size": 2, "grouping": "halves", "v": v, "scale": _torchlip_scale(mod)}
+
+
+def _monotonic_groupsort_kw(mod, ctx):
+    # monotonicnetworks.GroupSort(n_groups): view (..., n_groups, C / n_groups), sort ascending
+    if getattr(mod, "axis", -1) not in (-1, 1):
+        raise UnsupportedLayerError(f"monotonicnetworks GroupSort at {ctx.where()} sorts along axis {mod.axis}")
+    n_groups = int(mod.n_groups)
+    if n_groups <= 0 or ctx.in_size % n_groups:
+        raise UnsupportedLayerError(
+            f"monotonicnetworks GroupSort at {ctx.where()}: {ctx.in_size} features are not divisible into "
+            f"{n_groups} groups")
+    return {"kind": "groupsort", "group_size": ctx.in_size // n_groups, "grouping": "consecutive",
+            "descending": False}
+
+
+def _install_group_handlers() -> None:
+    """lipsdp.nn modules; deel-torchlip and monotonicnetworks modules when those are installed."""
+    from .. import nn as lnn
+
+    for cls in (lnn.MaxMin, lnn.GroupSort, lnn.HouseholderActivation):
+        MODULE_HANDLERS[cls] = _group_handler(_lipsdp_group_kw)
+    try:
+        from deel.torchlip.modules import activation as tl
+    except Exception:  # optional dependency (any import failure: not usable)
+        tl = None
+    if tl is not None:
+        MODULE_HANDLERS[tl.GroupSort] = _group_handler(_torchlip_groupsort_kw)  # GroupSort2, FullSort subclass it
+        MODULE_HANDLERS[tl.HouseHolder] = _group_handler(_torchlip_householder_kw)
+    try:
+        import monotonicnetworks as mn
+    except Exception:
+        mn = None
+    if mn is not None:
+        MODULE_HANDLERS[mn.GroupSort] = _group_handler(_monotonic_groupsort_kw)
+
+
 _INSTALLED = False
 
 
@@ -246,6 +339,7 @@ def _ensure_handlers():
     global _INSTALLED
     if not _INSTALLED:
         _install_default_handlers()
+        _install_group_handlers()
         _INSTALLED = True
 
 

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ..errors import InvalidNetworkError
 from .activations import ActivationSpec
 
-__all__ = ["Layer", "Affine", "Activation", "as_float64_matrix"]
+__all__ = ["Layer", "ActivationLayer", "Affine", "Activation", "as_float64_matrix"]
 
 
 def as_float64_matrix(w, what: str = "weight"):
@@ -132,8 +132,24 @@ class Affine(Layer):
         return f"Affine({self.in_dim} -> {self.out_dim}, {kind}W)"
 
 
+class ActivationLayer(Layer):
+    """Base of every activation layer bounded by a quadratic constraint (size -> size).
+
+    Subclasses: :class:`Activation` (elementwise, slope-restricted) and
+    :class:`lipsdp.network.group.GroupActivation` (MaxMin / GroupSort / Householder).
+    The feedforward chain and the SDP builders treat them alike; the QC comes from
+    :func:`lipsdp.constraints.qc_for`.
+    """
+
+    size: int
+
+    def lipschitz_in(self, norm: str = "l2") -> float:
+        """A proved upper bound on the layer's Lipschitz constant in ``norm`` (default: ``lipschitz``)."""
+        return float(self.lipschitz)
+
+
 @dataclass(eq=False)
-class Activation(Layer):
+class Activation(ActivationLayer):
     """Elementwise slope-restricted activation on ``size`` neurons.
 
     ``slopes``, when given, is an (size, 2) array of per-neuron slope intervals that

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import InvalidNetworkError
-from .layers import Activation, Affine, Layer
+from .layers import ActivationLayer, Affine, Layer
 
 __all__ = ["Network", "Chain"]
 
@@ -205,7 +205,7 @@ class Network:
     # ------------------------------------------------------------------ structure
     @property
     def is_feedforward(self) -> bool:
-        return all(isinstance(layer, (Affine, Activation)) for layer in self.layers)
+        return all(isinstance(layer, (Affine, ActivationLayer)) for layer in self.layers)
 
     def chain(self) -> Chain:
         """The canonical alternating affine/activation form (see module docstring).
@@ -223,7 +223,7 @@ class Network:
                     cur_w = _matmul(layer.weight, cur_w)
                     cur_b = _apply(layer.weight, cur_b[None, :])[0] + layer.bias
                 cur_names.append(layer.name or f"layer{i}")
-            elif isinstance(layer, Activation):
+            elif isinstance(layer, ActivationLayer):
                 if cur_w is None:
                     cur_w, cur_b = sp.identity(layer.size, format="csr"), np.zeros(layer.size)
                 weights.append(cur_w)
