@@ -40,6 +40,7 @@ from ..errors import InvalidNetworkError, LipSDPError, TrainModeError, Unsupport
 from ..network import activations as act
 from ..network.layers import Activation, Affine
 from ..network.network import Network
+from .graph import assemble_dag, dominator
 
 __all__ = ["from_torch", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "METHOD_HANDLERS", "NodeContext",
            "register_module_handler"]
@@ -396,29 +397,6 @@ def _combination(node, tensor_nodes):
     return args[0], args[1], sign * float(alpha)
 
 
-def _dominator(a, b, idom):
-    """The nearest node every path from the input to ``a`` and to ``b`` passes through."""
-    seen = set()
-    n = a
-    while n is not None:
-        seen.add(n)
-        n = idom[n]
-    n = b
-    while n not in seen:
-        n = idom[n]
-    return n
-
-
-def _as_affine(layers, size: int):
-    """(W, b) of a list of affine layers (the identity for an empty list)."""
-    w, bias = sp.identity(size, format="csr"), np.zeros(size)
-    for layer in layers:
-        lw = layer.weight
-        w = sp.csr_matrix(lw @ w) if sp.issparse(lw) else np.asarray(lw @ w)
-        bias = np.asarray(lw @ bias).ravel() + layer.bias
-    return w, bias
-
-
 def _lower_graph(gm, model_name: str) -> list:
     """Layers computing the traced graph's output from its input (see :func:`from_torch`).
 
@@ -429,8 +407,6 @@ def _lower_graph(gm, model_name: str) -> list:
     the branch; two nonlinear operands are refused.
     """
     import torch.fx as fx
-
-    from ..network.residual import Residual
 
     modules = dict(gm.named_modules())
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -474,7 +450,7 @@ def _lower_graph(gm, model_name: str) -> list:
                     f"{shapes[1]}; only additions of equally shaped tensors are supported"
                 )
             combos[node] = combo
-            idom[node] = _dominator(a, b, idom)
+            idom[node] = dominator(a, b, idom)
         elif len(tensor_args) == 1:
             lowered[node] = _lower_node(node, tensor_args[0], position, modules)
             idom[node] = tensor_args[0]
@@ -488,47 +464,10 @@ def _lower_graph(gm, model_name: str) -> list:
     if out is None:
         raise UnsupportedLayerError(f"{model_name} has no output")
 
-    def between(end, start) -> list:
-        chunks = []
-        node = end
-        while node is not start:
-            if node in combos:
-                chunks.append([residual(node)])
-            else:
-                chunks.append(lowered[node])
-            node = idom[node]
-        return [layer for chunk in reversed(chunks) for layer in chunk]
+    def size_of(node) -> int:
+        return int(math.prod(node.meta["tensor_meta"].shape[1:]))
 
-    def residual(node):
-        a, b, factor = combos[node]
-        fork = idom[node]
-        size = int(math.prod(fork.meta["tensor_meta"].shape[1:]))
-        pa, pb = between(a, fork), between(b, fork)
-        if factor != 1.0:
-            pb = pb + [Affine(sp.identity(int(math.prod(b.meta["tensor_meta"].shape[1:])), format="csr") * factor)]
-        linear_a = all(isinstance(x, Affine) for x in pa)
-        linear_b = all(isinstance(x, Affine) for x in pb)
-        if linear_a and linear_b:  # a linear map written as a sum
-            wa, ba = _as_affine(pa, size)
-            wb, bb = _as_affine(pb, size)
-            w = wa + wb
-            return Affine(sp.csr_matrix(w) if sp.issparse(w) else np.asarray(w), ba + bb, name=node.name)
-        if linear_b:
-            skip, branch = pb, pa
-        elif linear_a:
-            skip, branch = pa, pb
-        else:
-            raise UnsupportedLayerError(
-                f"the addition '{node.name}' adds two nonlinear branches; residual blocks x -> P x + g(x) need one "
-                "affine (or identity) path from the fork"
-            )
-        skip_layer = None
-        if skip:
-            w, bias = _as_affine(skip, size)
-            skip_layer = Affine(w, bias, name=f"{node.name} skip")
-        return Residual(Network(branch), skip_layer, name=node.name)
-
-    return between(out, source)
+    return assemble_dag(source, out, idom, lowered, combos, size_of, name_of=lambda n: n.name)
 
 
 def _lower_node(node, src, position: int, modules: dict) -> list:
