@@ -157,7 +157,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
             output: for one output row |c^T(f(x) - f(y))| <= L ||x - y||_inf; for several,
             the maximum over rows, each row solved separately).
         method: "neuron" (LipSDP-Neuron, tightest sound choice) or "layer" (LipSDP-Layer).
-        solver: "auto" or a backend name: "sdpa", "cvxopt", "clarabel", "scs", "mosek".
+        solver: "auto" or a backend name: "sdpa", "cvxopt", "clarabel", "scs", "mosek". "auto"
+            takes the first available backend whose memory estimate fits (see memory_limit).
         output: bound ``C f`` instead of ``f``: an output index, a list of indices, or a
             matrix C (e.g. a logit difference e_i - e_j).
         input_shape: shape of one input for torch models whose first layer is not Linear.
@@ -193,7 +194,9 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     times["extract"] = time.perf_counter() - t0
     c = output_matrix(output, net.out_dim)
     bound_net = meth.transform(net) if meth.transform is not None else net
-    size_info = check_fits(bound_net, norm, meth.multipliers, solver_name, memory_limit)
+    size_info = check_fits(bound_net, norm, meth.multipliers, solver_name, memory_limit,
+                           auto=str(solver).lower() == "auto")
+    solver_name = size_info["solver"]  # "auto" moves on to a backend that fits
 
     t0 = time.perf_counter()
     naive = _naive_bound(net, norm, c)

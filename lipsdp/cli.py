@@ -158,9 +158,10 @@ def _cmd_estimate(args) -> int:
     output = parse_output(args.output, net.out_dim)
     dims = lmi_dimensions(net, norm, args.method)
     _progress(args.quiet, f"{len(net.layers)} layers, {net.in_dim} inputs, {dims.neurons} neurons; solving an LMI "
-                          f"of order {dims.n_solve} with {solver} (certification at order {dims.n_certify})")
+                          f"of order {dims.n_solve} with {solver if args.solver != 'auto' else 'auto (' + solver + ' if it fits)'} "
+                          f"(certification at order {dims.n_certify})")
     limit = None if args.memory_limit is None else args.memory_limit * 2**30
-    res = estimate(net, norm=norm, method=args.method, solver=solver, output=output, lower=args.lower,
+    res = estimate(net, norm=norm, method=args.method, solver=args.solver, output=output, lower=args.lower,
                    verbose=args.verbose, memory_limit=limit)
     _progress(args.quiet, f"done: status {res.status}")
     payload = res.to_dict()

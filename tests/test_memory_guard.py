@@ -46,3 +46,18 @@ def test_big_shared_nets_are_refused_not_killed(fname):
     path = shared_path("nets", fname)
     with pytest.raises(ProblemTooLargeError, match="order N = "):
         lipsdp.estimate(str(path), solver="cvxopt", memory_limit=24 * 2**30, lower=False)
+
+
+def test_auto_moves_to_a_backend_that_fits():
+    net = mlp([20, 30, 30, 4], seed=0)
+    d = lmi_dimensions(net)
+    est = {s: estimate_memory(d, s) for s in lipsdp.available_solvers()}
+    first = lipsdp.available_solvers()[0]
+    smaller = [s for s in lipsdp.available_solvers() if est[s] < est[first]]
+    if not smaller:
+        pytest.skip("no backend with a smaller estimate than the auto choice")
+    limit = max(est[s] for s in smaller)
+    info = check_fits(net, "l2", "neuron", first, limit=limit, auto=True)
+    assert info["solver"] != first and est[info["solver"]] <= limit
+    with pytest.raises(ProblemTooLargeError, match=f"solver='{info['solver']}'"):
+        check_fits(net, "l2", "neuron", first, limit=limit)  # an explicit choice is not overridden

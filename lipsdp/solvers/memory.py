@@ -47,7 +47,7 @@ __all__ = ["LMIDimensions", "lmi_dimensions", "estimate_memory", "available_memo
 #: estimate() with cvxopt on random ReLU MLPs at N = 261 and N = 521 (see CALIBRATION notes in the README).
 C_CANON = 120.0
 C_DENSE = 8.0
-BASELINE = 400e6
+BASELINE = 150e6
 
 CALIBRATION = "calibrated on random ReLU MLPs (cvxopt, scs) at N ~ 260 and 520; expect a factor-2 accuracy"
 
@@ -151,21 +151,29 @@ def _gb(b: float) -> str:
     return f"{b / 2**30:.3g} GiB"
 
 
-def check_fits(network, norm: str, method: str, solver: str, limit: float | None = None) -> dict:
+def check_fits(network, norm: str, method: str, solver: str, limit: float | None = None,
+               auto: bool = False) -> dict:
     """Raise :class:`ProblemTooLargeError` if the estimated memory exceeds ``limit`` (default: available).
 
-    Returns a dict with the dimensions and the estimates per backend (for reports and ``lipsdp info``).
+    With ``auto`` (the user asked for ``solver="auto"``), a backend that does not fit is replaced by
+    the next available one in :data:`~lipsdp.solvers.AUTO_ORDER` that does; ``info["solver"]``
+    names the backend to use. Returns a dict with the dimensions and the estimates per backend
+    (for reports and ``lipsdp info``).
     """
     from . import available_solvers
 
     dims = lmi_dimensions(network, norm, method)
-    est = estimate_memory(dims, solver)
     limit = available_memory() if limit is None else float(limit)
     others = {s: estimate_memory(dims, s) for s in available_solvers()}
+    if auto and estimate_memory(dims, solver) > limit:
+        fitting = [s for s in available_solvers() if others[s] <= limit]
+        if fitting:
+            solver = fitting[0]
+    est = estimate_memory(dims, solver)
     info = {"n_solve": dims.n_solve, "n_certify": dims.n_certify, "n_vars": dims.n_vars, "nnz": dims.nnz,
-            "estimate_bytes": est, "limit_bytes": limit, "per_solver_bytes": others}
+            "estimate_bytes": est, "limit_bytes": limit, "per_solver_bytes": others, "solver": solver}
     if est > limit:
-        alt = [s for s, b in sorted(others.items(), key=lambda kv: kv[1]) if b <= limit and s != solver]
+        alt = [s for s, b in others.items() if b <= limit and s != solver]  # in "auto" preference order
         layer = estimate_memory(lmi_dimensions(network, norm, "layer"), solver) if method != "layer" else None
         options = []
         if alt:
