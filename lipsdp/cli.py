@@ -8,9 +8,10 @@ Subcommands::
     lipsdp info MODEL [--norm ...] [--input-shape ...] [--json]
     lipsdp solvers [--json]
 
-MODEL is an ``.onnx`` file, a torch file holding a whole module (``torch.save(model)``,
-``.pt``/``.pth``; needs ``--input-shape`` unless the first layer is Linear) or a ``torch.export``
-archive (``.pt2``). ``--output`` selects what is bounded: ``3`` (row 3), ``0,2,5`` (rows), or
+MODEL is an ``.onnx`` file or a torch file holding a whole module (``torch.save(model)``,
+``.pt``/``.pth``; needs ``--input-shape`` unless the first layer is Linear). TorchScript and
+``torch.export`` (``.pt2``) files are refused with a clear message (not yet supported).
+``--output`` selects what is bounded: ``3`` (row 3), ``0,2,5`` (rows), or
 ``3-5`` (the logit difference f_3 - f_5, what a robustness certificate needs).
 
 Exit codes:
@@ -86,16 +87,16 @@ def load_model(path: str, input_shape=None):
     if os.path.isdir(path):
         raise InvalidNetworkError(f"{path} is a directory, not a model file")
     ext = os.path.splitext(path)[1].lower()
-    if ext in (".pt", ".pth", ".pt2"):
+    if ext == ".pt2":
+        raise UnsupportedLayerError(f"{path}: torch.export archives are not supported yet (their graphs hold aten ops "
+                                    "on parameters); save the module with torch.save(model) or export it to ONNX")
+    if ext in (".pt", ".pth"):
         try:
             import torch
         except ImportError as exc:
             raise UnsupportedLayerError("torch model files need torch (pip install 'lipsdp[torch]')") from exc
         try:
-            if ext == ".pt2":
-                model = torch.export.load(path).module()
-            else:
-                model = torch.load(path, map_location="cpu", weights_only=False)
+            model = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
             raise InvalidNetworkError(f"{path} could not be loaded by torch ({type(exc).__name__}: {exc})") from exc
         if isinstance(model, torch.jit.ScriptModule):
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "4 too large / solver unavailable.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("estimate", help="certified upper bound on the Lipschitz constant")
-    e.add_argument("model", help="model file: .onnx, .pt/.pth (whole torch module), .pt2 (torch.export)")
+    e.add_argument("model", help="model file: .onnx or .pt/.pth (whole torch module)")
     e.add_argument("--norm", default="l2", help="l2 (default) or linf")
     e.add_argument("--method", default="neuron", help="neuron (default), layer, or another registered method")
     e.add_argument("--solver", default="auto", help="auto (default) or a backend name (see `lipsdp solvers`)")

@@ -51,6 +51,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert "MaxPool2d" in capsys.readouterr().err
     assert main(["estimate", str(_torch_file(tmp_path)), "--input-shape", "1,6,6", "--norm", "l7", "--quiet"]) == 2
     assert main(["bogus"]) == 2
+    pt2 = tmp_path / "m.pt2"
+    pt2.write_bytes(b"x")
+    assert main(["info", str(pt2)]) == 2
+    assert "torch.export archives are not supported" in capsys.readouterr().err
 
 
 def test_too_large_exits_4(tmp_path, capsys):
