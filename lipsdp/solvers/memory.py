@@ -43,14 +43,16 @@ __all__ = ["LMIDimensions", "lmi_dimensions", "estimate_memory", "available_memo
 
 #: bytes per basis nonzero kept by cvxpy/lipsdp during canonicalisation, and number of dense
 #: N x N float64 copies (certification); baseline process size (python + numpy/scipy/cvxpy).
-#: Checked against the peak RSS of estimate() on a random ReLU MLP 60-100-100-10 (N = 260, 201
-#: variables): cvxopt measured 268 MB (estimate 406 MB), SCS 186 MB (estimate 202 MB).
+#: Checked against peak RSS of estimate(): random ReLU MLP 60-100-100-10 (N = 260): cvxopt 268 MB,
+#: SCS 186 MB; from an ONNX file (onnx imported; benchmarks/results/real_nets.json): extraction and
+#: guard alone 330 MB, ACAS Xu (N = 305) cvxopt neuron 570 MB / layer 359 MB, mnist-net_256x2
+#: (N = 768) cvxopt layer 514 MB. With BASELINE = 350 MB the estimates are 0.96-2.1x of these.
 C_CANON = 120.0
 C_DENSE = 8.0
-BASELINE = 200e6
+BASELINE = 350e6
 
-CALIBRATION = ("checked on a random ReLU MLP at N = 260: estimate / measured peak RSS = 1.5 (cvxopt), 1.1 (scs); "
-               "the backend terms are models, expect a factor-2 accuracy")
+CALIBRATION = ("checked against peak RSS at N = 260-768 (random MLP, ACAS Xu, mnist-net_256x2): estimate / measured "
+               "0.96-2.1; the backend terms are models, expect a factor-2 accuracy")
 
 
 @dataclass
