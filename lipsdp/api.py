@@ -25,6 +25,7 @@ from .extract import extract
 from .result import LipschitzResult
 from .sdp import build_lmis
 from .solvers import resolve_solver, solve
+from .solvers.memory import check_fits
 
 __all__ = ["estimate", "normalize_norm", "output_matrix", "METHODS", "Method", "register_method"]
 
@@ -157,7 +158,8 @@ _STATUS_RANK = {"optimal": 0, "inaccurate": 1, "fallback": 2, "not_certified": 3
 
 def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "auto", *, output=None,
              input_shape=None, lower: bool = True, verbose: bool = False, solver_options: dict | None = None,
-             seed: int = 0, lower_options: dict | None = None) -> LipschitzResult:
+             seed: int = 0, lower_options: dict | None = None,
+             memory_limit: float | None = None) -> LipschitzResult:
     """Certified upper bound on the Lipschitz constant of ``model``.
 
     Args:
@@ -168,6 +170,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         method: "neuron" (LipSDP-Neuron, tightest sound choice) or "layer" (LipSDP-Layer).
         solver: "auto" or a backend name: "ipm" (structure-exploiting interior point, pure
             numpy/scipy, first choice of "auto"), "sdpa", "cvxopt", "clarabel", "scs", "mosek".
+            "auto" skips backends whose memory estimate does not fit (see memory_limit).
         output: bound ``C f`` instead of ``f``: an output index, a list of indices, or a
             matrix C (e.g. a logit difference e_i - e_j).
         input_shape: shape of one input for torch models whose first layer is not Linear.
@@ -176,6 +179,9 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         solver_options: passed to the backend (e.g. ``{"eps_abs": 1e-8}`` for SCS).
         seed: random seed of the lower-bound search.
         lower_options: passed to :func:`lipsdp.bounds.lower.lower_bound`.
+        memory_limit: bytes the solve may use (default: the memory available now); the
+            estimate of :mod:`lipsdp.solvers.memory` is checked before the LMI is built.
+            ``float("inf")`` disables the check.
 
     Returns:
         :class:`~lipsdp.result.LipschitzResult`. ``result.bound`` is certified
@@ -185,6 +191,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         UnsupportedLayerError, InvalidNetworkError, TrainModeError: bad model.
         UnsupportedNormError: a norm other than l2 / l-infinity.
         SolverUnavailableError, SolverLicenseError: the backend cannot be used.
+        ProblemTooLargeError: the LMI would not fit in memory (the message gives its order,
+            the estimate and the options).
     """
     t_all = time.perf_counter()
     norm = normalize_norm(norm)
@@ -199,6 +207,10 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     times["extract"] = time.perf_counter() - t0
     c = output_matrix(output, net.out_dim)
     bound_net = meth.transform(net) if meth.transform is not None else net
+    size_info = check_fits(bound_net, norm, meth.multipliers, solver_name, memory_limit,
+                           auto=str(solver).lower() == "auto")
+    if size_info["solver"] != solver_name:  # "auto": the first backend did not fit, use one that does
+        solver_name = solver_request = size_info["solver"]
 
     t0 = time.perf_counter()
     naive = _naive_bound(net, norm, c)
@@ -251,7 +263,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     details.update(repair=[run["cert"].repair for run in runs],
                    solver_status=[run["out"].raw_status for run in runs],
                    solver_fallback=[run["out"].info.get("fallback_from") for run in runs],
-                   layer_scales=lmi0.certify.meta.get("layer_scales"))
+                   layer_scales=lmi0.certify.meta.get("layer_scales"),
+                   memory_estimate_bytes=size_info["estimate_bytes"])
     return LipschitzResult(
         bound=bound,
         certified=certified,

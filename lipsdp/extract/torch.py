@@ -40,6 +40,7 @@ from ..errors import InvalidNetworkError, LipSDPError, TrainModeError, Unsupport
 from ..network import activations as act
 from ..network.layers import Activation, Affine
 from ..network.network import Network
+from .graph import assemble_dag, dominator, fold_consecutive_affine
 
 __all__ = ["from_torch", "MODULE_HANDLERS", "FUNCTION_HANDLERS", "METHOD_HANDLERS", "NodeContext",
            "register_module_handler"]
@@ -141,6 +142,67 @@ def _batchnorm(ctx: NodeContext):
     return [Affine(sp.diags(diag, format="csr"), bias, name=ctx.qualname)]
 
 
+def _conv(ctx: NodeContext):
+    """nn.Conv1d / nn.Conv2d: a sparse matrix (:func:`lipsdp.network.linear_ops.conv_matrix`)."""
+    import torch.nn as nn
+
+    from ..network.linear_ops import conv1d_matrix, conv_matrix
+
+    mod = ctx.target
+    if mod.padding_mode != "zeros":
+        raise UnsupportedLayerError(f"{type(mod).__name__} at {ctx.where()} uses padding_mode='{mod.padding_mode}'; "
+                                    "only zero padding is supported")
+    k = _np(mod.weight)
+    b = _np(mod.bias) if mod.bias is not None else None
+    pad = mod.padding
+    if isinstance(pad, str):  # 'valid' or 'same' (stride 1): work out the explicit padding
+        spatial = ctx.in_shape[1:]
+        total = [0] * len(spatial) if pad == "valid" else [d * (kk - 1) for d, kk in zip(mod.dilation, mod.kernel_size)]
+        begin = [t // 2 for t in total]
+        end = [t - t // 2 for t in total]
+    else:
+        begin = end = list(pad)
+    if isinstance(mod, nn.Conv1d):
+        w, bias, _ = conv1d_matrix(k, ctx.in_shape, b, mod.stride[0], (begin[0], end[0]), mod.dilation[0], mod.groups)
+    else:
+        w, bias, _ = conv_matrix(k, ctx.in_shape, b, mod.stride, (begin[0], begin[1], end[0], end[1]), mod.dilation,
+                                 mod.groups)
+    return [Affine(w, bias, name=ctx.qualname)]
+
+
+def _avgpool2d(ctx: NodeContext):
+    from ..network.linear_ops import avg_pool_matrix
+
+    mod = ctx.target
+    if mod.divisor_override is not None:
+        raise UnsupportedLayerError(f"AvgPool2d at {ctx.where()} with divisor_override is not supported")
+    w, _ = avg_pool_matrix(ctx.in_shape, mod.kernel_size, mod.stride, mod.padding, mod.count_include_pad,
+                           mod.ceil_mode)
+    return [Affine(w, name=ctx.qualname)]
+
+
+def _zeropad(ctx: NodeContext):
+    """nn.ZeroPad2d / nn.ConstantPad{1,2}d: (left, right, top, bottom) -> ONNX-style pads on (C, H, W)."""
+    from ..network.linear_ops import pad_matrix
+
+    mod = ctx.target
+    p = list(mod.padding)
+    rank = len(ctx.in_shape)
+    begins, ends = [0] * rank, [0] * rank
+    for i in range(len(p) // 2):  # torch lists the last axis first
+        begins[rank - 1 - i], ends[rank - 1 - i] = p[2 * i], p[2 * i + 1]
+    w, b, _ = pad_matrix(ctx.in_shape, begins + ends, float(getattr(mod, "value", 0.0)))
+    return [Affine(w, b, name=ctx.qualname)]
+
+
+def _maxpool(ctx: NodeContext):
+    kind = type(ctx.target).__name__ if not isinstance(ctx.target, str) else ctx.qualname
+    raise UnsupportedLayerError(
+        f"{kind} at {ctx.where()}: max pooling is not slope-restricted per neuron and is unsupported "
+        "(planned: a sound quadratic constraint for max); replace it by average pooling or a strided convolution"
+    )
+
+
 def _spec_from_module(mod) -> Callable:
     import torch.nn as nn
 
@@ -183,7 +245,19 @@ def _install_default_handlers() -> None:
         nn.Dropout: _dropout,
         nn.AlphaDropout: _dropout,
         nn.BatchNorm1d: _batchnorm,
+        nn.BatchNorm2d: _batchnorm,
+        nn.Conv1d: _conv,
+        nn.Conv2d: _conv,
+        nn.AvgPool2d: _avgpool2d,
+        nn.ZeroPad2d: _zeropad,
+        nn.ConstantPad1d: _zeropad,
+        nn.ConstantPad2d: _zeropad,
+        nn.MaxPool1d: _maxpool,
+        nn.MaxPool2d: _maxpool,
+        nn.AdaptiveMaxPool2d: _maxpool,
     })
+    FUNCTION_HANDLERS[F.max_pool2d] = _maxpool
+    FUNCTION_HANDLERS[F.max_pool1d] = _maxpool
     for cls in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.Softplus, nn.SiLU, nn.GELU,
                 nn.ReLU6, nn.Hardtanh):
         MODULE_HANDLERS[cls] = _module_activation
@@ -378,7 +452,7 @@ def _check_modes(model) -> None:
             )
 
 
-def from_torch(model, input_shape=None, name: str | None = None) -> Network:
+def from_torch(model, input_shape=None, name: str | None = None, fold: bool = True) -> Network:
     """Lower a torch module to a :class:`Network`.
 
     Args:
@@ -386,6 +460,8 @@ def from_torch(model, input_shape=None, name: str | None = None) -> Network:
         input_shape: shape of one input without the batch dimension; inferred when the
             first layer is ``nn.Linear``.
         name: label for the network (defaults to the class name).
+        fold: merge consecutive affine maps (BatchNorm, padding, normalisation into their neighbours;
+            the network computes the same function).
 
     Raises:
         TrainModeError, UnsupportedLayerError, InvalidNetworkError.
@@ -432,6 +508,8 @@ def from_torch(model, input_shape=None, name: str | None = None) -> Network:
             f"running {type(model).__name__} on an input of shape {input_shape} failed: {exc}"
         ) from exc
     layers = _lower_graph(gm, type(model).__name__)
+    if fold:
+        layers = fold_consecutive_affine(layers)
     if not layers:
         raise InvalidNetworkError(f"{type(model).__name__} has no layers with parameters or activations")
     return Network(layers, input_shape=input_shape, name=name or type(model).__name__)
@@ -490,29 +568,6 @@ def _combination(node, tensor_nodes):
     return args[0], args[1], sign * float(alpha)
 
 
-def _dominator(a, b, idom):
-    """The nearest node every path from the input to ``a`` and to ``b`` passes through."""
-    seen = set()
-    n = a
-    while n is not None:
-        seen.add(n)
-        n = idom[n]
-    n = b
-    while n not in seen:
-        n = idom[n]
-    return n
-
-
-def _as_affine(layers, size: int):
-    """(W, b) of a list of affine layers (the identity for an empty list)."""
-    w, bias = sp.identity(size, format="csr"), np.zeros(size)
-    for layer in layers:
-        lw = layer.weight
-        w = sp.csr_matrix(lw @ w) if sp.issparse(lw) else np.asarray(lw @ w)
-        bias = np.asarray(lw @ bias).ravel() + layer.bias
-    return w, bias
-
-
 def _lower_graph(gm, model_name: str) -> list:
     """Layers computing the traced graph's output from its input (see :func:`from_torch`).
 
@@ -523,8 +578,6 @@ def _lower_graph(gm, model_name: str) -> list:
     the branch; two nonlinear operands are refused.
     """
     import torch.fx as fx
-
-    from ..network.residual import Residual
 
     modules = dict(gm.named_modules())
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -568,7 +621,7 @@ def _lower_graph(gm, model_name: str) -> list:
                     f"{shapes[1]}; only additions of equally shaped tensors are supported"
                 )
             combos[node] = combo
-            idom[node] = _dominator(a, b, idom)
+            idom[node] = dominator(a, b, idom)
         elif len(tensor_args) == 1:
             lowered[node] = _lower_node(node, tensor_args[0], position, modules)
             idom[node] = tensor_args[0]
@@ -582,47 +635,10 @@ def _lower_graph(gm, model_name: str) -> list:
     if out is None:
         raise UnsupportedLayerError(f"{model_name} has no output")
 
-    def between(end, start) -> list:
-        chunks = []
-        node = end
-        while node is not start:
-            if node in combos:
-                chunks.append([residual(node)])
-            else:
-                chunks.append(lowered[node])
-            node = idom[node]
-        return [layer for chunk in reversed(chunks) for layer in chunk]
+    def size_of(node) -> int:
+        return int(math.prod(node.meta["tensor_meta"].shape[1:]))
 
-    def residual(node):
-        a, b, factor = combos[node]
-        fork = idom[node]
-        size = int(math.prod(fork.meta["tensor_meta"].shape[1:]))
-        pa, pb = between(a, fork), between(b, fork)
-        if factor != 1.0:
-            pb = pb + [Affine(sp.identity(int(math.prod(b.meta["tensor_meta"].shape[1:])), format="csr") * factor)]
-        linear_a = all(isinstance(x, Affine) for x in pa)
-        linear_b = all(isinstance(x, Affine) for x in pb)
-        if linear_a and linear_b:  # a linear map written as a sum
-            wa, ba = _as_affine(pa, size)
-            wb, bb = _as_affine(pb, size)
-            w = wa + wb
-            return Affine(sp.csr_matrix(w) if sp.issparse(w) else np.asarray(w), ba + bb, name=node.name)
-        if linear_b:
-            skip, branch = pb, pa
-        elif linear_a:
-            skip, branch = pa, pb
-        else:
-            raise UnsupportedLayerError(
-                f"the addition '{node.name}' adds two nonlinear branches; residual blocks x -> P x + g(x) need one "
-                "affine (or identity) path from the fork"
-            )
-        skip_layer = None
-        if skip:
-            w, bias = _as_affine(skip, size)
-            skip_layer = Affine(w, bias, name=f"{node.name} skip")
-        return Residual(Network(branch), skip_layer, name=node.name)
-
-    return between(out, source)
+    return assemble_dag(source, out, idom, lowered, combos, size_of, name_of=lambda n: n.name)
 
 
 def _lower_node(node, src, position: int, modules: dict) -> list:
