@@ -13,6 +13,7 @@ empirical lower bounds.
 """
 
 from .api import METHODS, estimate
+from .bounds.region import Ball, Box, RegionError
 from .errors import (InfeasibleSDPError, InvalidNetworkError, LipSDPError, NotWellPosedError, ProblemTooLargeError,
                      SolverLicenseError, SolverUnavailableError, TrainModeError, UnsupportedLayerError,
                      UnsupportedNormError)
@@ -25,7 +26,7 @@ from .solvers import available_solvers
 __version__ = "0.1.0"
 
 __all__ = [
-    "estimate", "extract", "certified_radius", "RadiusResult", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
+    "estimate", "extract", "Box", "Ball", "RegionError", "certified_radius", "RadiusResult", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
     "ActivationSpec", "activations", "available_solvers",
     "LipSDPError", "InvalidNetworkError", "UnsupportedLayerError", "TrainModeError", "NotWellPosedError",
     "SolverUnavailableError", "SolverLicenseError", "InfeasibleSDPError", "ProblemTooLargeError",

@@ -21,11 +21,12 @@ bounds the Lipschitz constant of f restricted to X:
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..network.layers import Activation
+from ..network.layers import Activation, Affine
 from ..network.network import Network
 
-__all__ = ["local_slopes", "localize"]
+__all__ = ["local_slopes", "localize", "eliminate_linear"]
 
 _WIDEN = 2.0**-40
 
@@ -69,3 +70,73 @@ def localize(network: Network, bounds: list) -> Network:
             layer = Activation(layer.spec, layer.size, name=layer.name, slopes=np.stack([a, c], axis=1))
         layers.append(layer)
     return Network(layers, input_shape=network.input_shape, name=network.name)
+
+
+def _rows(p, idx):
+    return p[idx] if not sp.issparse(p) else p.tocsr()[idx]
+
+
+def _mm(a, b):
+    out = a @ b
+    return out.toarray() if sp.issparse(out) and not (sp.issparse(a) and sp.issparse(b)) else out
+
+
+def eliminate_linear(network: Network, bounds: list | None = None) -> Network:
+    """Remove the provably linear neurons (alpha_j == beta_j = c_j) exactly.
+
+    On the region such a neuron computes phi(v_j) = c_j v_j + d_j (d_j = phi(l_j) - c_j l_j), so
+    with the chain's pre-activation v = P s + q of the current signal s, the next pre-activation is
+
+        v' = W[:, N] phi_N(P_N s + q_N) + (W[:, L] C_L P_L) s + W[:, L] (C_L q_L + d_L) + b,
+
+    a residual block s -> P' s + g(s) (skip P' = W[:, L] C_L P_L, branch g = W[:, N] phi_N P_N), or a
+    plain affine map when every neuron is linear. The resulting network equals the original on the
+    region and its LMI (one LMI for the whole network, :mod:`lipsdp.sdp.dag`) has no multiplier for
+    the eliminated neurons, so e.g. a region inside one linear region of a ReLU network gets
+    exactly ||J||. Restricting the global LMI to the subspace dphi_L = C_L dv_L only drops terms
+    -lam_j q_j <= 0, so after elimination the SDP optimum is never above the global one when the
+    remaining intervals are the global ones (ReLU).
+
+    ``bounds`` (the pre-activation bounds, one per activation layer in order) only fix the
+    constants d_j, i.e. the forward values on the region; the Lipschitz bound does not use them.
+    """
+    from ..network.residual import Residual
+
+    chain = network.chain()
+    out_layers: list = []
+    p = chain.weights[0]
+    q = np.asarray(chain.biases[0], dtype=np.float64)
+    for k, act in enumerate(chain.activations):
+        w_next, b_next = chain.weights[k + 1], np.asarray(chain.biases[k + 1], dtype=np.float64)
+        a, b = act.slope_arrays()
+        lin = a == b
+        if not np.any(lin):
+            out_layers += [Affine(p, q), act]
+            p, q = w_next, b_next
+            continue
+        lin_idx, non_idx = np.flatnonzero(lin), np.flatnonzero(~lin)
+        cl = a[lin_idx]
+        # d_j = phi(v) - c v for the linear neurons (constant on the region), evaluated at a point of the
+        # neuron's interval; only the forward value depends on it, not the Lipschitz bound
+        v0 = bounds[k].lower[lin_idx] if bounds is not None else np.zeros(lin_idx.size)
+        dl = np.asarray(act.spec.fn(v0), dtype=np.float64) - cl * v0
+        w_l = _dense_cols(w_next, lin_idx)
+        skip_w = _mm(w_l * cl[None, :], _rows(p, lin_idx))
+        skip_b = w_l @ (cl * q[lin_idx] + dl) + b_next
+        if non_idx.size == 0:
+            p, q = skip_w, skip_b
+            continue
+        sub = Activation(act.spec, int(non_idx.size), name=act.name,
+                         slopes=np.stack([a[non_idx], b[non_idx]], axis=1))
+        branch = Network([Affine(_rows(p, non_idx), q[non_idx]), sub, Affine(_dense_cols(w_next, non_idx))])
+        skip_w = sp.csr_matrix(skip_w) if sp.issparse(skip_w) else np.asarray(skip_w)
+        out_layers.append(Residual(branch, Affine(skip_w, skip_b), name=f"{act.name or 'act'} (linear neurons eliminated)"))
+        n = int(np.asarray(w_next.shape)[0])
+        p, q = sp.identity(n, format="csr"), np.zeros(n)
+    out_layers.append(Affine(p, q))
+    return Network(out_layers, input_shape=network.input_shape, name=network.name)
+
+
+def _dense_cols(w, idx):
+    w = w.toarray() if sp.issparse(w) else np.asarray(w)
+    return w[:, idx]

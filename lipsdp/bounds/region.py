@@ -129,7 +129,8 @@ class Box(Region):
         return f"Box({self.dim} coordinates, max width {w:.3g})"
 
     def to_dict(self) -> dict:
-        return {"kind": "box", "lower": self.lower.tolist(), "upper": self.upper.tolist()}
+        return {"kind": "box", "description": self.describe(), "lower": self.lower.tolist(),
+                "upper": self.upper.tolist()}
 
     def __repr__(self) -> str:
         return self.describe()
@@ -193,7 +194,8 @@ class Ball(Region):
         return f"Ball({self.norm}, eps={self.eps:g}, {self.dim} coordinates)"
 
     def to_dict(self) -> dict:
-        return {"kind": "ball", "norm": self.norm, "center": self.center.tolist(), "eps": self.eps}
+        return {"kind": "ball", "description": self.describe(), "norm": self.norm, "center": self.center.tolist(),
+                "eps": self.eps}
 
     def __repr__(self) -> str:
         return self.describe()
