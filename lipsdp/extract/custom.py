@@ -77,7 +77,7 @@ def check_slopes(fn, n: int, alpha: np.ndarray, beta: np.ndarray, name: str, spa
         bad = below | above
         if np.any(bad):
             i, j = np.argwhere(bad)[0]
-            x1 = xs[lo:hi][ok][i]
+            x1 = xs[lo:hi][:-1][ok][i]
             raise SlopeRefutedError(
                 f"{name}: declared slope interval [{alpha[j]:g}, {beta[j]:g}] (neuron {j}) is refuted by sampling: "
                 f"the difference quotient on [{x1:.6g}, {x1 + dx[ok][i]:.6g}] is {q[i, j]:.6g}"
