@@ -279,7 +279,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
 def _estimate_local(model, reg, *, norm, method, solver, output, input_shape, lower, verbose, solver_options,
                     seed, lower_options, propagation, compare_global) -> LipschitzResult:
     """estimate() over an input region: bound propagation -> per-neuron slopes -> LipSDP (certified)."""
-    from .bounds.local import eliminate_linear, localize
+    from .bounds.local import eliminate_linear, localize, restrict_inputs
     from .bounds.propagation import preactivation_bounds
 
     t_all = time.perf_counter()
@@ -288,6 +288,10 @@ def _estimate_local(model, reg, *, norm, method, solver, output, input_shape, lo
     net = extract(model, input_shape=input_shape)
     t_extract = time.perf_counter() - t0
     reg.check(net.in_dim)
+    full_net, full_reg = net, reg
+    restricted = restrict_inputs(net, reg)
+    if restricted is not None:  # pinned coordinates (lower == upper) fold into the first bias: exact
+        net, reg, _ = restricted
     t0 = time.perf_counter()
     pre = preactivation_bounds(net, reg, method=propagation)
     local_net = eliminate_linear(localize(net, pre), pre)
@@ -329,7 +333,9 @@ def _estimate_local(model, reg, *, norm, method, solver, output, input_shape, lo
     times["total"] = time.perf_counter() - t_all
     res.time = times
     res.details = details
-    res.region = reg.to_dict()
+    res.region = full_reg.to_dict()
+    if restricted is not None:
+        res.region["free_coordinates"] = int(reg.dim)
     res.preactivation_bounds = [b.to_dict() for b in pre]
-    res.network = net.name or repr(net)
+    res.network = full_net.name or repr(full_net)
     return res

@@ -140,3 +140,36 @@ def eliminate_linear(network: Network, bounds: list | None = None) -> Network:
 def _dense_cols(w, idx):
     w = w.toarray() if sp.issparse(w) else np.asarray(w)
     return w[:, idx]
+
+
+def restrict_inputs(network: Network, region):
+    """Fix the coordinates a Box pins (lower_j == upper_j): (network of the free inputs, free region, free index).
+
+    For x, y in the region the pinned coordinates of x - y vanish, so ||x - y|| (l2 or l-inf) is the
+    norm of the free part and the first affine map's pinned columns only shift its bias: the
+    restricted network has exactly the same local Lipschitz constant (and smaller LMIs: the
+    l-infinity LMI has one multiplier per input). Returns None when nothing is pinned.
+    """
+    from .region import Box
+
+    if not isinstance(region, Box):
+        return None
+    fixed = region.lower == region.upper
+    if not np.any(fixed) or np.all(fixed):
+        return None
+    free = np.flatnonzero(~fixed)
+    first = network.layers[0]
+    if isinstance(first, Affine):
+        w = first.dense_weight()
+        bias = first.bias + w[:, fixed] @ region.lower[fixed]
+        head = [Affine(w[:, free], bias, name=first.name)]
+        rest = list(network.layers[1:])
+    else:
+        sel = np.zeros((network.in_dim, free.size))
+        sel[free, np.arange(free.size)] = 1.0
+        bias = np.zeros(network.in_dim)
+        bias[fixed] = region.lower[fixed]
+        head = [Affine(sel, bias)]
+        rest = list(network.layers)
+    net = Network(head + rest, name=network.name)
+    return net, Box(region.lower[free], region.upper[free]), free
