@@ -230,3 +230,13 @@ def test_mnist_linf_local_bound_on_ball_against_brute_force():
     brute = _brute_linf(net, c, reg)
     assert brute <= res.bound * (1 + 1e-7)
     assert res.bound <= 1.5 * brute
+
+
+def test_local_bound_of_residual_network_is_refused_clearly():
+    from lipsdp.network import Activation, Affine, Network, Residual
+
+    rng = np.random.default_rng(0)
+    net = Network([Residual(Network([Affine(rng.standard_normal((4, 3))), Activation(activations.relu(), 4),
+                                     Affine(rng.standard_normal((3, 4)))])), Affine(np.eye(3))])
+    with pytest.raises(lipsdp.UnsupportedLayerError, match="feedforward networks only; layer 0 is Residual"):
+        lipsdp.estimate(net, center=np.zeros(3), eps=0.1)
