@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         glob = lipsdp.estimate(net, norm, output=out, solver=args.solver, lower=False)
         t_glob = time.perf_counter() - t0
-        print(f"{name} [{norm}]: global {glob.bound} ({t_glob:.1f} s)", flush=True)
+        print(f"{name} [{norm}]: global {glob.bound} [{glob.status}] ({t_glob:.1f} s)", flush=True)
         for plabel, x in points:
             for eps in radii:
                 ball = "l2" if norm == "l2" else "linf"
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                 local = res.bound
                 final = min(v for v in (local, glob.bound) if v is not None) if (local or glob.bound) else None
                 row = {"network": name, "norm": norm, "point": plabel, "region": f"{ball} ball eps={eps:g}",
-                       "global": glob.bound, "local": local, "bound": final, "lower": res.lower_bound,
+                       "global": glob.bound, "global_status": glob.status, "local": local, "bound": final, "lower": res.lower_bound,
                        "ratio": None if final is None or not glob.bound else final / glob.bound,
                        "unstable": _unstable(res), "neurons": sum(b["total"] for b in res.preactivation_bounds),
                        "status": res.status, "time_global": t_glob, "time_local": t_loc,
