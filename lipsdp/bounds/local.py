@@ -132,7 +132,7 @@ def eliminate_linear(network: Network, bounds: list | None = None) -> Network:
         skip_w = sp.csr_matrix(skip_w) if sp.issparse(skip_w) else np.asarray(skip_w)
         out_layers.append(Residual(branch, Affine(skip_w, skip_b), name=f"{act.name or 'act'} (linear neurons eliminated)"))
         n = int(np.asarray(w_next.shape)[0])
-        p, q = sp.identity(n, format="csr"), np.zeros(n)
+        p, q = (np.eye(n) if n <= 2048 else sp.identity(n, format="csr")), np.zeros(n)
     out_layers.append(Affine(p, q))
     return Network(out_layers, input_shape=network.input_shape, name=network.name)
 
