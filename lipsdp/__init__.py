@@ -13,10 +13,12 @@ empirical lower bounds.
 """
 
 from .api import METHODS, estimate
+from .bounds.region import Ball, Box, RegionError
 from .errors import (InfeasibleSDPError, InvalidNetworkError, LipSDPError, NotWellPosedError, ProblemTooLargeError,
                      SolverLicenseError, SolverUnavailableError, TrainModeError, UnsupportedLayerError,
-                     UnsupportedNormError)
+                     UnsupportedNormError, SlopeRefutedError)
 from .extract import extract
+from .extract.custom import register_activation, unregister_activation
 from .network import Activation, ActivationSpec, Affine, Network, activations
 from .result import STATUSES, LipschitzResult
 from .robustness import RadiusResult, certified_radius
@@ -25,9 +27,9 @@ from .solvers import available_solvers
 __version__ = "0.1.0"
 
 __all__ = [
-    "estimate", "extract", "certified_radius", "RadiusResult", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
+    "estimate", "extract", "register_activation", "unregister_activation", "Box", "Ball", "RegionError", "certified_radius", "RadiusResult", "METHODS", "LipschitzResult", "STATUSES", "Network", "Affine", "Activation",
     "ActivationSpec", "activations", "available_solvers",
     "LipSDPError", "InvalidNetworkError", "UnsupportedLayerError", "TrainModeError", "NotWellPosedError",
     "SolverUnavailableError", "SolverLicenseError", "InfeasibleSDPError", "ProblemTooLargeError",
-    "UnsupportedNormError",
+    "UnsupportedNormError", "SlopeRefutedError",
 ]

@@ -5,6 +5,7 @@ Subcommands::
     lipsdp estimate MODEL [--norm l2|linf] [--method neuron|layer|...] [--solver auto|ipm|cvxopt|...]
                           [--output ROWS] [--input-shape C,H,W] [--json] [--output-file F]
                           [--lower/--no-lower] [--memory-limit GIB] [--verbose] [--quiet]
+                          [--region LOWER.npy UPPER.npy | --center X.npy --eps E [--ball linf|l2]]
     lipsdp info MODEL [--norm ...] [--input-shape ...] [--json]
     lipsdp solvers [--json]
 
@@ -112,6 +113,8 @@ def load_model(path: str, input_shape=None):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .cli_region import add_region_arguments
+
     p = argparse.ArgumentParser(prog="lipsdp", description="Certified Lipschitz bounds of neural networks by SDP.",
                                 epilog="Exit codes: 0 ok, 1 internal error, 2 bad input, 3 not certified, "
                                        "4 too large / solver unavailable.")
@@ -132,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="memory the solve may use in GiB (default: what is available)")
     e.add_argument("--verbose", action="store_true", help="show the solver's iterations")
     e.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    add_region_arguments(e)
     i = sub.add_parser("info", help="extracted structure, LMI size and memory estimate")
     i.add_argument("model")
     i.add_argument("--norm", default="l2")
@@ -149,6 +153,7 @@ def _progress(quiet: bool, msg: str) -> None:
 
 def _cmd_estimate(args) -> int:
     from .api import estimate, normalize_norm
+    from .cli_region import region_from_args
     from .solvers import resolve_solver
     from .solvers.memory import lmi_dimensions
 
@@ -162,8 +167,11 @@ def _cmd_estimate(args) -> int:
                           f"of order {dims.n_solve} with {solver if args.solver != 'auto' else 'auto (' + solver + ' if it fits)'} "
                           f"(certification at order {dims.n_certify})")
     limit = None if args.memory_limit is None else args.memory_limit * 2**30
+    region = region_from_args(args)
+    if region is not None:
+        _progress(args.quiet, f"local bound over {region!r}")
     res = estimate(net, norm=norm, method=args.method, solver=args.solver, output=output, lower=args.lower,
-                   verbose=args.verbose, memory_limit=limit)
+                   verbose=args.verbose, memory_limit=limit, region=region)
     _progress(args.quiet, f"done: status {res.status}")
     payload = res.to_dict()
     payload["model"] = os.path.abspath(args.model)

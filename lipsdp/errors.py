@@ -54,3 +54,7 @@ class UnsupportedNormError(LipSDPError, ValueError):
 
 class EquilibriumError(LipSDPError, ArithmeticError):
     """The equilibrium of an implicit layer was not found to the stated tolerance."""
+
+
+class SlopeRefutedError(LipSDPError, ValueError):
+    """A user-declared slope interval of an activation is contradicted by sampling its forward."""

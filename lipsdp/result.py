@@ -62,6 +62,9 @@ class LipschitzResult:
             (``rho`` and one array per multiplier group); for several output rows, a list.
         lmi_size: order N of the LMI solved (after exact reductions) and certified.
         per_output: for l-infinity with several output rows, each row's result.
+        region: the input region of a local bound (``Region.to_dict()``), None for a global bound.
+        preactivation_bounds: for a local bound, the pre-activation intervals used, one dict per
+            activation layer (``PreactivationBounds.to_dict()``: lower, upper, stable counts).
     """
 
     bound: float | None
@@ -81,6 +84,8 @@ class LipschitzResult:
     output: str = "all outputs"
     per_output: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    region: dict | None = None
+    preactivation_bounds: list = field(default_factory=list)
 
     @property
     def gap(self) -> float | None:
@@ -106,8 +111,9 @@ class LipschitzResult:
         def f(v):
             return "-" if v is None else f"{v:.6g}"
 
+        scope = "" if self.region is None else f", local over {self.region.get('description', 'a region')}"
         lines = [
-            f"Lipschitz bound ({self.norm}, {self.output}) of {self.network or 'network'}",
+            f"Lipschitz bound ({self.norm}, {self.output}{scope}) of {self.network or 'network'}",
             f"  certified upper bound : {f(self.bound)}   [{'certified' if self.certified else 'NOT certified'}]",
             f"  solver's raw bound    : {f(self.raw_bound)}",
             f"  naive bound           : {f(self.naive_bound)}",

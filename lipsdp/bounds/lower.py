@@ -89,7 +89,7 @@ def _sample_scale(network) -> float:
 
 
 def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, ascent_starts: int = 16,
-                ascent_steps: int = 60, seed: int = 0, center=None, radius=None) -> LowerBound:
+                ascent_steps: int = 60, seed: int = 0, center=None, radius=None, region=None) -> LowerBound:
     """Search for a large Jacobian norm / difference quotient of ``output @ network``.
 
     Args:
@@ -99,6 +99,8 @@ def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, as
         n_samples, ascent_starts, ascent_steps: search effort.
         seed: for reproducibility.
         center, radius: restrict the search to the box center +- radius (local bounds).
+        region: restrict the search to a :class:`~lipsdp.bounds.region.Region` (sampling inside it,
+            projected gradient ascent); overrides center/radius.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -106,22 +108,29 @@ def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, as
     c = None if output is None else np.atleast_2d(np.asarray(output, dtype=np.float64))
     evals = 0
 
+    if region is None and center is not None:
+        from .region import Box
+
+        cen = np.asarray(center, dtype=np.float64).reshape(-1)
+        rad = np.broadcast_to(np.asarray(radius, dtype=np.float64), cen.shape)
+        region = Box(cen - rad, cen + rad)
+
     def clip(x):
-        if center is None:
+        if region is None:
             return x
-        return np.clip(x, center - radius, center + radius)
+        return region.project(x)
 
     # 1. sampling
-    if center is None:
+    if region is None:
         base = _sample_scale(network)
         scales = base * np.array([0.1, 1.0, 10.0])
         per = max(1, n_samples // len(scales))
         xs = np.concatenate([s * rng.standard_normal((per, n0)) for s in scales])
     else:
-        cen = np.asarray(center, dtype=np.float64).reshape(-1)
-        rad = np.broadcast_to(np.asarray(radius, dtype=np.float64), cen.shape)
-        xs = cen + rad * rng.uniform(-1.0, 1.0, size=(n_samples, n0))
-        center, radius = cen, rad
+        xs = region.sample(rng, n_samples)
+        lo_b, hi_b = region.box()
+        if hasattr(region, "center"):
+            xs[0] = region.center
     best_val, best_x = -1.0, None
     chunk = max(1, min(256, int(2e7 // max(1, n0 * (network.out_dim if c is None else c.shape[0])))))
     all_vals = []
@@ -135,7 +144,7 @@ def lower_bound(network, norm: str = "l2", output=None, n_samples: int = 512, as
 
     # 2. gradient ascent on sigma(x) = u^T J(x) w from the best samples
     starts = xs[order[:ascent_starts]].copy()
-    step = 0.1 * (np.std(xs) + 1e-12) if center is None else 0.25 * np.max(radius)
+    step = 0.1 * (np.std(xs) + 1e-12) if region is None else 0.25 * 0.5 * float(np.max(hi_b - lo_b))
     h_fd = 1e-3 * max(1.0, float(np.std(xs)))
     x = starts
     for it in range(ascent_steps):

@@ -41,6 +41,8 @@ def inf_norm_upper(w) -> float:
 
 
 def _sigma_estimate(w) -> float:
+    if sp.issparse(w) and min(w.shape) <= 64:  # ARPACK can fail on tiny matrices (e.g. 10 x 10 selections)
+        return float(np.linalg.norm(w.toarray(), 2))
     if sp.issparse(w) or min(w.shape) > 1500:
         if min(w.shape) == 1:
             d = w.toarray() if sp.issparse(w) else w

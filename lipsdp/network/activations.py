@@ -90,6 +90,11 @@ class ActivationSpec:
         deriv2: phi'' used by gradient ascent for lower bounds; for piecewise-linear
             activations this is a smooth surrogate (the true phi'' is zero a.e.).
         params: constructor parameters, for display and serialisation.
+        local_slope: ``(l, u) -> (alpha, beta, exact)``, per-neuron arrays containing the
+            range of phi' over each pre-activation interval [l_j, u_j] (hence every chord
+            slope of phi restricted to it); ``exact`` says the values are exact (piecewise-linear
+            activations), otherwise callers widen them for rounding (see
+            :func:`lipsdp.bounds.local.local_slopes`). None: only the global interval is known.
     """
 
     name: str
@@ -98,6 +103,7 @@ class ActivationSpec:
     deriv: Callable[[np.ndarray], np.ndarray] = field(compare=False, repr=False)
     deriv2: Callable[[np.ndarray], np.ndarray] = field(compare=False, repr=False)
     params: tuple = ()
+    local_slope: Callable | None = field(default=None, compare=False, repr=False)
 
     @property
     def alpha(self) -> float:
@@ -120,6 +126,76 @@ class ActivationSpec:
         return self.fn(x)
 
 
+# ---- slope ranges over an interval [l, u] (local bounds) -------------------------------------
+
+def _pieces_range(l, u, breaks, slopes):
+    """Slope range of a continuous piecewise-linear phi with kinks ``breaks`` (sorted) and the
+    slopes of its ``len(breaks) + 1`` pieces, over each [l_j, u_j]; exact."""
+    l = np.asarray(l, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
+    edges = [-np.inf] + list(breaks) + [np.inf]
+    lo = np.full(l.shape, np.inf)
+    hi = np.full(l.shape, -np.inf)
+    for k, s in enumerate(slopes):
+        present = (l < edges[k + 1]) & (u > edges[k])
+        lo = np.where(present, np.minimum(lo, s), lo)
+        hi = np.where(present, np.maximum(hi, s), hi)
+    # l == u on a kink: the pre-activation is constant, any slope is valid; use the left piece's
+    none = lo > hi
+    if np.any(none):
+        k = np.searchsorted(np.asarray(breaks, dtype=np.float64), l, side="left")
+        val = np.asarray(slopes, dtype=np.float64)[k]
+        lo = np.where(none, val, lo)
+        hi = np.where(none, val, hi)
+    return lo, hi, True
+
+
+def _piecewise(breaks, slopes):
+    return lambda l, u: _pieces_range(l, u, breaks, slopes)
+
+
+def _smooth_range(d1, critical):
+    """Range of a continuous phi' over [l, u]: extrema at the endpoints or at critical points
+    (zeros of phi'') inside the interval. Not exact: callers widen for rounding."""
+
+    def rng(l, u):
+        l = np.asarray(l, dtype=np.float64)
+        u = np.asarray(u, dtype=np.float64)
+        dl, du = d1(l), d1(u)
+        lo, hi = np.minimum(dl, du), np.maximum(dl, du)
+        for c in critical:
+            inside = (l <= c) & (c <= u)
+            if np.any(inside):
+                dc = float(d1(np.float64(c)))
+                lo = np.where(inside, np.minimum(lo, dc), lo)
+                hi = np.where(inside, np.maximum(hi, dc), hi)
+        return lo, hi, False
+
+    return rng
+
+
+def _elu_range(a: float):
+    """phi' = a e^x on x < 0 (monotone in x), 1 on x > 0."""
+
+    def rng(l, u):
+        l = np.asarray(l, dtype=np.float64)
+        u = np.asarray(u, dtype=np.float64)
+        e1 = a * np.exp(np.minimum(l, 0.0))
+        e2 = a * np.exp(np.minimum(u, 0.0))
+        neg = l < 0
+        pos = u > 0
+        lo = np.where(neg, np.minimum(e1, e2), np.inf)
+        hi = np.where(neg, np.maximum(e1, e2), -np.inf)
+        lo = np.where(pos, np.minimum(lo, 1.0), lo)
+        hi = np.where(pos, np.maximum(hi, 1.0), hi)
+        none = lo > hi  # l == u == 0
+        lo = np.where(none, 1.0, lo)
+        hi = np.where(none, 1.0, hi)
+        return lo, hi, False
+
+    return rng
+
+
 def _kink_surrogate(x: np.ndarray, jump: float, width: float = 0.05) -> np.ndarray:
     """A smooth stand-in for phi'' of a piecewise-linear phi with a slope jump at 0."""
     s = expit(x / width)
@@ -128,7 +204,8 @@ def _kink_surrogate(x: np.ndarray, jump: float, width: float = 0.05) -> np.ndarr
 
 def identity() -> ActivationSpec:
     return ActivationSpec(
-        "identity", (1.0, 1.0), lambda x: np.asarray(x, dtype=float), np.ones_like, np.zeros_like
+        "identity", (1.0, 1.0), lambda x: np.asarray(x, dtype=float), np.ones_like, np.zeros_like,
+        local_slope=_piecewise([], [1.0]),
     )
 
 
@@ -139,6 +216,7 @@ def relu() -> ActivationSpec:
         lambda x: np.maximum(x, 0.0),
         lambda x: (np.asarray(x) > 0).astype(float),
         lambda x: _kink_surrogate(x, 1.0),
+        local_slope=_piecewise([0.0], [0.0, 1.0]),
     )
 
 
@@ -152,6 +230,7 @@ def leaky_relu(negative_slope: float = 0.01) -> ActivationSpec:
         lambda x: np.where(np.asarray(x) > 0, 1.0, a),
         lambda x: _kink_surrogate(x, 1.0 - a),
         (a,),
+        local_slope=_piecewise([0.0], [a, 1.0]),
     )
 
 
@@ -162,6 +241,7 @@ def tanh() -> ActivationSpec:
         np.tanh,
         lambda x: 1.0 - np.tanh(x) ** 2,
         lambda x: -2.0 * np.tanh(x) * (1.0 - np.tanh(x) ** 2),
+        local_slope=_smooth_range(lambda x: 1.0 - np.tanh(x) ** 2, [0.0]),
     )
 
 
@@ -174,7 +254,7 @@ def sigmoid() -> ActivationSpec:
         s = expit(x)
         return s * (1.0 - s) * (1.0 - 2.0 * s)
 
-    return ActivationSpec("sigmoid", (0.0, 0.25), expit, d1, d2)
+    return ActivationSpec("sigmoid", (0.0, 0.25), expit, d1, d2, local_slope=_smooth_range(d1, [0.0]))
 
 
 def elu(alpha: float = 1.0) -> ActivationSpec:
@@ -188,6 +268,7 @@ def elu(alpha: float = 1.0) -> ActivationSpec:
         lambda x: np.where(np.asarray(x) > 0, 0.0, a * np.exp(np.minimum(x, 0.0)))
         + _kink_surrogate(x, 1.0 - a),
         (a,),
+        local_slope=_elu_range(a),
     )
 
 
@@ -205,7 +286,8 @@ def softplus(beta: float = 1.0) -> ActivationSpec:
         return b * s * (1.0 - s)
 
     return ActivationSpec(
-        f"softplus({b:g})", (0.0, 1.0), lambda x: np.logaddexp(0.0, b * np.asarray(x)) / b, d1, d2, (b,)
+        f"softplus({b:g})", (0.0, 1.0), lambda x: np.logaddexp(0.0, b * np.asarray(x)) / b, d1, d2, (b,),
+        local_slope=_smooth_range(d1, []),
     )
 
 
@@ -218,12 +300,13 @@ def hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> ActivationSpec:
         lambda x: ((np.asarray(x) > lo_v) & (np.asarray(x) < hi_v)).astype(float),
         lambda x: _kink_surrogate(x - lo_v, 1.0) - _kink_surrogate(x - hi_v, 1.0),
         (lo_v, hi_v),
+        local_slope=_piecewise([lo_v, hi_v], [0.0, 1.0, 0.0]),
     )
 
 
 def relu6() -> ActivationSpec:
     spec = hardtanh(0.0, 6.0)
-    return ActivationSpec("relu6", spec.slope, spec.fn, spec.deriv, spec.deriv2)
+    return ActivationSpec("relu6", spec.slope, spec.fn, spec.deriv, spec.deriv2, local_slope=spec.local_slope)
 
 
 # ---- SiLU: phi(x) = x sigmoid(x) -------------------------------------------------------------
@@ -246,8 +329,13 @@ def _silu_slope() -> tuple[float, float]:
     return slope_interval(alpha, beta)
 
 
+def _silu_xstar() -> float:
+    return brentq(lambda x: x * math.tanh(x / 2.0) - 2.0, 1.0, 4.0, xtol=1e-15, rtol=1e-15)
+
+
 def silu() -> ActivationSpec:
-    return ActivationSpec("silu", _SILU_SLOPE, lambda x: x * expit(x), _silu_d1, _silu_d2)
+    return ActivationSpec("silu", _SILU_SLOPE, lambda x: x * expit(x), _silu_d1, _silu_d2,
+                          local_slope=_smooth_range(_silu_d1, [-_SILU_XSTAR, _SILU_XSTAR]))
 
 
 # ---- GELU: phi(x) = x Phi(x) (exact) and its tanh approximation --------------------------------
@@ -276,7 +364,8 @@ def _gelu_slope() -> tuple[float, float]:
 
 
 def gelu() -> ActivationSpec:
-    return ActivationSpec("gelu", _GELU_SLOPE, _gelu_fn, _gelu_d1, _gelu_d2)
+    return ActivationSpec("gelu", _GELU_SLOPE, _gelu_fn, _gelu_d1, _gelu_d2,
+                          local_slope=_smooth_range(_gelu_d1, [-_SQRT2, _SQRT2]))
 
 
 _C_TANH = math.sqrt(2.0 / math.pi)
@@ -304,18 +393,22 @@ def _gelu_tanh_slope() -> tuple[float, float]:
     d2 = _gelu_tanh_d2(grid)
     idx = np.nonzero(np.sign(d2[:-1]) != np.sign(d2[1:]))[0]
     vals = [float(_gelu_tanh_d1(np.float64(v))) for v in (-6.0, 6.0)]
+    roots: list = []
     for i in idx:
         r = brentq(lambda t: float(_gelu_tanh_d2(np.float64(t))), grid[i], grid[i + 1], xtol=1e-14)
+        roots.append(float(r))
         vals.append(float(_gelu_tanh_d1(np.float64(r))))
     # Tails: phi' -> 0 (x -> -inf) and -> 1 (x -> +inf), both inside [min, max] above.
     vals += [0.0, 1.0]
-    return slope_interval(min(vals), max(vals))
+    return slope_interval(min(vals), max(vals)), roots
 
 
 def gelu_tanh() -> ActivationSpec:
-    return ActivationSpec("gelu_tanh", _GELU_TANH_SLOPE, _gelu_tanh_fn, _gelu_tanh_d1, _gelu_tanh_d2)
+    return ActivationSpec("gelu_tanh", _GELU_TANH_SLOPE[0], _gelu_tanh_fn, _gelu_tanh_d1, _gelu_tanh_d2,
+                          local_slope=_smooth_range(_gelu_tanh_d1, _GELU_TANH_SLOPE[1]))
 
 
 _SILU_SLOPE = _silu_slope()
+_SILU_XSTAR = _silu_xstar()
 _GELU_SLOPE = _gelu_slope()
 _GELU_TANH_SLOPE = _gelu_tanh_slope()
