@@ -69,7 +69,7 @@ def test_cli_estimate_local_end_to_end(tmp_path, capsys):
     code = main(["estimate", str(path), "--center", str(c), "--eps", "0.01", "--ball", "l2", "--json", "--quiet"])
     res = json.loads(capsys.readouterr().out)
     assert code == 0 and res["certified"]
-    assert res["region"]["norm"] == "l2" if "norm" in res["region"] else res["region"]
+    assert res["region"]["kind"] == "ball" and res["region"]["norm"] == "l2" and res["region"]["eps"] == 0.01
     assert res["lower_bound"] <= res["bound"] * (1 + 1e-9)
     assert res["bound"] <= res["details"]["global_bound"] * (1 + 1e-12)
     # a tiny ball around a point with no ReLU near its kink: the local constant is ||J(x0)||_2
