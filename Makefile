@@ -16,6 +16,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "deel-torchlip>=1.0" "monotonicnetworks>=1.5"  # lipnets extra, keeping torch==2.13.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,6 +9,7 @@ naive and empirical lower bounds (:mod:`lipsdp.bounds`).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -260,6 +261,13 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     status = max((run["status"] for run in runs), key=_STATUS_RANK.get)
     message = runs[0]["message"] if len(runs) == 1 else f"{len(runs)} output rows; worst status {status}"
     mults = [run["lmis"].certify.multipliers(run["cert"].y) if run["cert"].y is not None else None for run in runs]
+    sdp_bound = bound
+    if naive is not None and math.isfinite(naive) and (bound is None or naive < bound):
+        # Both are proved upper bounds; never report the larger one. This happens when the solver's
+        # multipliers needed a large repair (or none could be certified) on badly scaled deep nets.
+        bound, certified, status = naive, True, "naive"
+        message = (f"the product-of-norms bound {naive:.6g} is smaller than the SDP certificate "
+                   f"({'none' if sdp_bound is None else format(sdp_bound, '.6g')}; {message}); returned instead")
 
     low = None
     details: dict = {}
@@ -282,7 +290,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
                    solver_status=[run["out"].raw_status for run in runs],
                    solver_fallback=[run["out"].info.get("fallback_from") for run in runs],
                    layer_scales=lmi0.certify.meta.get("layer_scales"),
-                   memory_estimate_bytes=size_info["estimate_bytes"])
+                   memory_estimate_bytes=size_info["estimate_bytes"],
+                   sdp_bound=sdp_bound)
     return LipschitzResult(
         bound=bound,
         certified=certified,

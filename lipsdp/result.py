@@ -16,6 +16,8 @@ STATUSES = {
     "inaccurate": "the solver reported an inaccurate solution; its multipliers were still certified",
     "fallback": "the solver failed; the bound is certified from the strictly feasible starting multipliers "
                 "(valid, but looser than the SDP optimum)",
+    "naive": "the SDP certificate was looser than the product-of-norms bound (or none was found), so the proved "
+             "naive bound is returned; details['sdp_bound'] keeps the SDP's certified value",
     "not_certified": "no multipliers could be certified; there is no bound",
 }
 

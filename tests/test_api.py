@@ -90,3 +90,24 @@ def test_solver_failure_falls_back_to_certified_interior_point(monkeypatch):
     monkeypatch.undo()
     # any certified feasible point bounds from above the SDP optimum, which bounds the truth
     assert r.lower_bound <= good.bound <= r.bound * (1 + 1e-7)
+
+
+def test_naive_bound_returned_when_the_sdp_certificate_is_looser(monkeypatch):
+    """A certified SDP bound above the (proved) naive bound is never reported: status 'naive'."""
+    from lipsdp import api
+
+    net = mlp([4, 8, 8, 3], seed=5)
+    honest = lipsdp.estimate(net, lower=False)
+    assert honest.status in ("optimal", "inaccurate") and honest.bound <= honest.naive_bound
+    real = api._solve_and_certify
+
+    def inflated(*args, **kwargs):  # a certificate that is valid but far too loose (as after a big repair)
+        run = real(*args, **kwargs)
+        run["cert"].bound *= 1e3
+        return run
+
+    monkeypatch.setattr(api, "_solve_and_certify", inflated)
+    r = lipsdp.estimate(net, lower=False)
+    assert r.status == "naive" and r.certified and r.bound == r.naive_bound
+    assert r.details["sdp_bound"] == pytest.approx(1e3 * honest.bound, rel=1e-6)
+    assert "product-of-norms" in r.message and r.status in lipsdp.STATUSES

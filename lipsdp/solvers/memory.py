@@ -77,12 +77,12 @@ def _row_nnz(w) -> np.ndarray:
 
 def _activation_sizes(layers) -> list[int]:
     """Neurons per activation layer, recursing into residual branches and implicit layers."""
-    from ..network.layers import Activation
+    from ..network.layers import ActivationLayer
     from ..network.residual import Residual
 
     out = []
     for layer in layers:
-        if isinstance(layer, Activation):
+        if isinstance(layer, ActivationLayer):
             out.append(int(layer.size))
         elif isinstance(layer, Residual):
             out.extend(_activation_sizes(layer.branch.layers))
@@ -107,6 +107,8 @@ def lmi_dimensions(network, norm: str = "l2", method: str = "neuron") -> LMIDime
             if k == 0:
                 r = np.minimum(r, n_in)
             nnz += float(np.sum(2.0 * (r + 1.0)))
+            if not hasattr(layer, "slope_arrays"):  # group activations (MaxMin, ...): one block per group
+                continue
             a, b = layer.slope_arrays()
             if np.any(a * b > 0):  # slopes bounded away from 0: the W^T Lambda W term
                 nnz += float(np.sum(r ** 2))
