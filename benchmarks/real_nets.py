@@ -49,7 +49,7 @@ def _bound(path: str, method: str, solver: str) -> dict:
     import lipsdp
 
     r = lipsdp.estimate(path, norm="l2", method=method, solver=solver, lower=False)
-    return {"bound": r.bound, "status": r.status, "solver": r.solver, "time": r.time.get("total"),
+    return {"bound": r.details.get("sdp_bound", r.bound), "status": r.status, "solver": r.solver, "time": r.time.get("total"),
             "t_solve": r.time.get("solve"), "mem_est_gib": r.details.get("memory_estimate_bytes", 0) / 2**30}
 
 

@@ -127,7 +127,7 @@ def _solve_and_certify(lmis, solver_name: str, verbose: bool, solver_options: di
     cert = None
     status = None
     if out.y is not None and out.status in ("optimal", "optimal_inaccurate"):
-        cert = certify(lmis.certify, out.y)
+        cert = certify(lmis.certify, out.y, y_interior=out.info.get("y_interior"))
         if cert.certified:
             status = "optimal" if out.status == "optimal" else "inaccurate"
     if status is None:
@@ -262,7 +262,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     message = runs[0]["message"] if len(runs) == 1 else f"{len(runs)} output rows; worst status {status}"
     mults = [run["lmis"].certify.multipliers(run["cert"].y) if run["cert"].y is not None else None for run in runs]
     sdp_bound = bound
-    if naive is not None and math.isfinite(naive) and (bound is None or naive < bound):
+    if naive is not None and math.isfinite(naive) and (bound is None or naive < bound * (1.0 - 1e-6)):
         # Both are proved upper bounds; never report the larger one. This happens when the solver's
         # multipliers needed a large repair (or none could be certified) on badly scaled deep nets.
         bound, certified, status = naive, True, "naive"

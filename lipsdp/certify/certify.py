@@ -12,8 +12,10 @@ multiplier vector lam from a solver:
    step 4 (2x the estimate).
 3. **Repair.** At the optimum S is often singular and a solver's lam may leave it
    slightly indefinite. Then lam is replaced by (1 - t) lam + t lam0 for the
-   strictly feasible lam0 of :meth:`LMI.interior_point`, with t increased from
-   1e-12 by factors of 10 until S - c I > 0; because the optimal rho is a convex
+   strictly feasible lam0 (a solver's near-optimal interior iterate when it has one, else
+   :meth:`LMI.interior_point`), with t increased from
+   1e-12 by factors of 10 until S - c I > 0 (then bisected geometrically between the last
+   failing and the first working t); because the optimal rho is a convex
    function of lam, the cost is at most t * (rho(lam0) - rho(lam)). A few larger t
    are tried too and the smallest rho kept.
 4. **Proof.** Z(rho_cert, lam) with rho_cert slightly above the exact rho is proved
@@ -134,7 +136,9 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
     Args:
         lmi: the (scaled) LMI.
         y: multipliers from a solver (any float vector of length m; NaN treated as 0).
-        y_interior: a strictly feasible point; computed with :meth:`LMI.interior_point` if needed.
+        y_interior: a strictly feasible point to repair towards (e.g. a solver's near-optimal
+            interior iterate, ``info["y_interior"]`` of the ipm backend); if none is given, or
+            no mixture with it can be certified, :meth:`LMI.interior_point` is used.
 
     Returns:
         A :class:`Certificate`; ``certified`` is False only if even the interior point fails.
@@ -160,14 +164,19 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
         rho_c, _ = exact_rho(lmi, yp, c, z0)
         if rho_c is not None:
             candidates.append((rho_c, 0.0, yp, c))
-    if not candidates:
-        if y_interior is None:
+    interiors = [] if y_interior is None else [y_interior]
+    while not candidates:
+        if not interiors:
+            if details.get("lmi_interior_point"):
+                break
+            details["lmi_interior_point"] = True
             try:
-                y_interior = lmi.interior_point()
+                interiors.append(lmi.interior_point())
             except ArithmeticError as exc:
                 return Certificate(False, None, None, None, message=f"no interior point: {exc}",
                                    time=time.perf_counter() - t0, details=details)
-        y_int = _project(lmi, y_interior)
+        y_int = _project(lmi, interiors.pop(0))
+        details["repair_point"] = "lmi_interior_point" if details.get("lmi_interior_point") else "given"
         t = 1e-12
         found = None
         while t <= 1.0:
@@ -181,6 +190,22 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
                     candidates.append((rho_c, t, yt, c))
                     break
             t *= 10.0
+        if found is not None and found > 1e-12:
+            # the cost grows with t: bisect (geometrically) between the last failing and the first working t
+            lo_t, hi_t = found / 10.0, found
+            for _ in range(6):
+                mid = math.sqrt(lo_t * hi_t)
+                yt = (1.0 - mid) * yp + mid * y_int
+                r_est, _ = exact_rho(lmi, yt, 0.0)
+                rho_c = None
+                if r_est is not None:
+                    c = margin_for(yt, r_est)
+                    rho_c, _ = exact_rho(lmi, yt, c)
+                if rho_c is None:
+                    lo_t = mid
+                else:
+                    hi_t = mid
+                    candidates.append((rho_c, mid, yt, c))
         if found is not None:
             for t2 in (found * 10.0, found * 100.0):
                 if t2 > 1.0:

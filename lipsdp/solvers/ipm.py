@@ -69,6 +69,7 @@ DEFAULTS = {
     "feas_tol": 1e-9,
     "step": 0.95,
     "lanczos_min_n": 400,
+    "interior_gap": 1e-5,  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
     "verbose": False,
 }
 IPMOptions = DEFAULTS
@@ -346,6 +347,7 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
     x_lp = np.full(nn.size, xi)
     n_cone = n + nn.size
     best = None
+    y_interior = None
     hist = []
     status, raw = "max_iter", "iteration limit reached"
     it = 0
@@ -365,6 +367,8 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         pinf = float(np.linalg.norm(rp)) / (1.0 + np.linalg.norm(c))
         rgap = gap / max(abs(dobj), abs(pobj), 1e-8)
         hist.append((dobj, rgap, pinf))
+        if rgap >= opts["interior_gap"] or y_interior is None:
+            y_interior = y.copy()  # the last iterate still this far inside: a close, strictly feasible repair point
         if verbose:
             print(f"ipm {it:3d}  rho {dobj:.10e}  gap {rgap:.2e}  pinf {pinf:.2e}  mu {mu:.2e}")
         if rgap <= opts["gap_tol"] and pinf <= opts["feas_tol"]:
@@ -466,5 +470,5 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         if hist and hist[-1][1] < 1e-6 and hist[-1][2] < 1e-6:
             status = "optimal_inaccurate"
     info = {"iterations": it, "rel_gap": hist[-1][1] if hist else None,
-            "primal_residual": hist[-1][2] if hist else None}
+            "primal_residual": hist[-1][2] if hist else None, "y_interior": y_interior}
     return y, status, raw, info
