@@ -69,7 +69,8 @@ DEFAULTS = {
     "feas_tol": 1e-9,
     "step": 0.95,
     "lanczos_min_n": 400,
-    "interior_gap": 1e-5,  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
+    "interior_gap": 1e-5,
+    "centered_start": True,  # X = mu Z^{-1} at the start (else a multiple of I)  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
     "verbose": False,
 }
 IPMOptions = DEFAULTS
@@ -342,9 +343,18 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
     lz = _chol(z)
     if lz is None:
         return None, "infeasible", "the starting point is not strictly feasible", {}
-    xi = max(1.0, float(np.sqrt(n)) / max(1.0, float(np.linalg.norm(np.diag(z)) / np.sqrt(n))))
-    x_mat = np.eye(n) * xi
-    x_lp = np.full(nn.size, xi)
+    if opts.get("centered_start", True):
+        # perfectly centred start X = mu Z^{-1} (X Z = mu I), mu chosen so that the rho row of the
+        # primal equations, A_0(X) = 1, holds; the LP part likewise x_lp = mu / s
+        w0 = _inv_from_chol(lz)
+        a0 = float(st.adjoint_from_gram(st.gram(w0)[1])[0])
+        mu0 = 1.0 / a0 if a0 > 0 and np.isfinite(a0) else 1.0
+        x_mat = mu0 * w0
+        x_lp = mu0 / y[nn] if nn.size else np.zeros(0)
+    else:
+        xi = max(1.0, float(np.sqrt(n)) / max(1.0, float(np.linalg.norm(np.diag(z)) / np.sqrt(n))))
+        x_mat = np.eye(n) * xi
+        x_lp = np.full(nn.size, xi)
     n_cone = n + nn.size
     best = None
     y_interior = None
