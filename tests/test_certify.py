@@ -26,6 +26,33 @@ def test_verify_psd_accepts_definite_rejects_indefinite():
     assert not verify_psd(np.array([[1.0, np.nan], [np.nan, 1.0]])).ok
 
 
+@pytest.mark.parametrize("power", [1.0, 0.5, 0.0])
+def test_weighted_rounding_bound_still_rejects_what_is_not_psd(power):
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    d = np.diag(10.0 ** rng.uniform(-6, 6, size=40))  # badly scaled congruence
+    for lam0 in (-1e-12, 0.0):  # (barely) indefinite or singular: never proved
+        ev = np.linspace(1e-2, 1.0, 40)
+        ev[0] = lam0
+        z = d @ ((q * ev) @ q.T) @ d
+        assert not verify_psd(z, power=power).ok
+    ev = np.linspace(1e-2, 1.0, 40)
+    assert verify_psd(d @ ((q * ev) @ q.T) @ d, power=power).ok or power == 1.0
+
+
+def test_weighted_rounding_bound_proves_badly_scaled_matrices_the_uniform_one_cannot():
+    # diag(1e5, 1e-5) congruence of a well-conditioned matrix: its smallest eigenvalue (~1e-11)
+    # is far below gamma' * trace (~1e-4), but the diagonally weighted bound is ~1e-23 there
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    d = np.diag(np.r_[np.full(15, 1e5), np.full(15, 1e-5)])
+    z = d @ ((q * np.linspace(0.1, 1.0, 30)) @ q.T) @ d
+    dinv = np.diag(1.0 / np.diag(d))
+    assert np.linalg.eigvalsh(dinv @ z @ dinv)[0] > 0.05  # PD (an eigensolver on z itself cannot tell)
+    assert not verify_psd(z, power=1.0).ok
+    assert verify_psd(z, power=0.0).ok
+
+
 def test_exact_rho_one_layer_is_spectral_norm_squared():
     net = mlp([6, 4], seed=1)
     w = net.layers[0].weight

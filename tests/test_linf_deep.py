@@ -39,5 +39,5 @@ def test_interior_point_is_below_the_naive_bound(acas):
 def test_acas_linf_certified_close_to_the_solver(acas):
     r = lipsdp.estimate(acas, norm="linf", output=0, solver="ipm", lower=True)
     assert r.status == "optimal" and r.solver == "ipm"
-    assert r.lower_bound <= r.raw_bound <= r.bound <= 1.25 * r.raw_bound  # measured 1.13
+    assert r.lower_bound <= r.raw_bound <= r.bound <= 1.02 * r.raw_bound  # measured 1.004 (1.13 with the uniform rounding bound only)
     assert r.bound < 1e-4 * r.naive_bound

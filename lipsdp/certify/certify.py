@@ -9,7 +9,9 @@ multiplier vector lam from a solver:
    smallest such rho is computed by a Cholesky factorisation of S - c I and a
    symmetric eigenvalue problem of the size of the rho block (n0 for l2, 1 for
    l-infinity). c is a small positive margin that covers the rounding errors of
-   step 4 (2x the estimate).
+   step 4 (2x the estimate): a scalar (uniform trace bound) or a diagonal (the weighted
+   bound of :mod:`lipsdp.certify.psd`, far smaller on badly scaled LMIs); every variant in
+   :data:`POWERS` is tried and the smallest certified rho kept.
 3. **Repair.** At the optimum S is often singular and a solver's lam may leave it
    slightly indefinite. Then lam is replaced by (1 - t) lam + t lam0 for the
    strictly feasible lam0 (a solver's near-optimal interior iterate when it has one, else
@@ -40,7 +42,7 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 
 from ..sdp.lmi import LMI
-from .psd import gamma, norm_bound_inf, verify_psd
+from .psd import gamma, norm_bound_inf, rounding_shift, verify_psd
 
 __all__ = ["Certificate", "certify", "exact_rho"]
 
@@ -81,6 +83,8 @@ def _split(lmi: LMI, z0: np.ndarray):
 def exact_rho(lmi: LMI, y: np.ndarray, shift: float = 0.0, z0: np.ndarray | None = None):
     """The smallest rho with Z(rho, lam) - shift*I >= 0 (float computation), or None if S - shift*I is not PD.
 
+    ``shift`` may be a vector c (the shift is then diag(c)).
+
     ``y[0]`` is ignored. Returns (rho, z0) where z0 = Z with rho = 0.
     """
     y = np.array(y, dtype=np.float64)
@@ -89,25 +93,33 @@ def exact_rho(lmi: LMI, y: np.ndarray, shift: float = 0.0, z0: np.ndarray | None
         z0 = lmi.matrix(y)
     p, r, s = _split(lmi, z0)
     n_rest = s.shape[0]
+    vector = np.ndim(shift) > 0  # a diagonal shift diag(c) (weighted rounding bound), else c I
+    if vector:
+        shift = np.asarray(shift, dtype=np.float64)
+        c_head, c_rest = shift[: p.shape[0]], shift[p.shape[0]:]
+    else:
+        c_head = c_rest = float(shift)
     if n_rest:
         a = np.array(s, order="F", copy=True)
-        a[np.diag_indices(n_rest)] -= shift
+        a[np.diag_indices(n_rest)] -= c_rest
         chol, info = lapack.dpotrf(a, lower=1, overwrite_a=1, clean=1)
         if info != 0:
             return None, z0
         v = sla.solve_triangular(chol, r.T, lower=True, check_finite=False)
-        if not np.any(p) and v.shape[0] < v.shape[1]:
+        if not vector and not np.any(p) and v.shape[0] < v.shape[1]:
             m = v @ v.T  # same nonzero spectrum as v^T v, smaller
         else:
             m = v.T @ v - p
     else:
         m = -p
+    if vector:
+        m = m + np.diag(c_head)
     m = 0.5 * (m + m.T)
     # divide and conquer: the MRRR driver (subset_by_index) is very slow on the clustered spectra seen here
     lam_max = float(sla.eigvalsh(m, driver="evd", check_finite=False)[-1]) if m.shape[0] > 1 else float(m[0, 0])
     if not np.any(p) and lam_max < 0:
         lam_max = 0.0
-    rho = (lam_max + shift) / lmi.rho_coeff
+    rho = (lam_max if vector else lam_max + shift) / lmi.rho_coeff
     return rho, z0
 
 
@@ -150,20 +162,29 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
     rho_guess, z0 = exact_rho(lmi, yp, 0.0)
     details: dict = {"rounding_depth": k}
 
-    def margin_for(yv, rho_est):
+    def margin_for(yv, rho_est, power):
+        """2x the verification shift at rho ~ 1.5 rho_est: a scalar (power 1) or a vector (psd module)."""
         yy = yv.copy()
         yy[0] = max(rho_est, 0.0) * 1.5 + 1e-300
         e = _formation_error(lmi, yy, k)
-        n = lmi.size
-        diag_sum = float(np.sum(np.maximum(np.diag(lmi.abs_matrix(yy)), 0)))
-        return 2.0 * (e + gamma(n + 1) * diag_sum) + 1e-300
+        tau = rounding_shift(np.diag(lmi.abs_matrix(yy)), power)
+        return 2.0 * (e + tau) + 1e-300
 
-    candidates = []  # (rho, t, y)
+    def attempt(yt, power, z=None):
+        """rho certifiable at ``yt`` with the rounding bound of ``power`` (None if S is not definite enough)."""
+        r_est, z = exact_rho(lmi, yt, 0.0, z)
+        if r_est is None:
+            return None, None
+        c = margin_for(yt, r_est, power)
+        rho_c, _ = exact_rho(lmi, yt, c, z)
+        return rho_c, c
+
+    candidates = []  # (rho, t, y, c, power)
     if rho_guess is not None:
-        c = margin_for(yp, rho_guess)
-        rho_c, _ = exact_rho(lmi, yp, c, z0)
-        if rho_c is not None:
-            candidates.append((rho_c, 0.0, yp, c))
+        for power in POWERS:
+            rho_c, c = attempt(yp, power, z0)
+            if rho_c is not None:
+                candidates.append((rho_c, 0.0, yp, c, power))
     interiors = [] if y_interior is None else [y_interior]
     while not candidates:
         if not interiors:
@@ -177,63 +198,26 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
                                    time=time.perf_counter() - t0, details=details)
         y_int = _project(lmi, interiors.pop(0))
         details["repair_point"] = "lmi_interior_point" if details.get("lmi_interior_point") else "given"
-        t = 1e-12
-        found = None
-        while t <= 1.0:
-            yt = (1.0 - t) * yp + t * y_int
-            r_est, _ = exact_rho(lmi, yt, 0.0)
-            if r_est is not None:
-                c = margin_for(yt, r_est)
-                rho_c, _ = exact_rho(lmi, yt, c)
-                if rho_c is not None:
-                    found = t
-                    candidates.append((rho_c, t, yt, c))
-                    break
-            t *= 10.0
-        if found is not None and found > 1e-12:
-            # the cost grows with t: bisect (geometrically) between the last failing and the first working t
-            lo_t, hi_t = found / 10.0, found
-            for _ in range(6):
-                mid = math.sqrt(lo_t * hi_t)
-                yt = (1.0 - mid) * yp + mid * y_int
-                r_est, _ = exact_rho(lmi, yt, 0.0)
-                rho_c = None
-                if r_est is not None:
-                    c = margin_for(yt, r_est)
-                    rho_c, _ = exact_rho(lmi, yt, c)
-                if rho_c is None:
-                    lo_t = mid
-                else:
-                    hi_t = mid
-                    candidates.append((rho_c, mid, yt, c))
-        if found is not None:
-            for t2 in (found * 10.0, found * 100.0):
-                if t2 > 1.0:
-                    break
-                yt = (1.0 - t2) * yp + t2 * y_int
-                r_est, _ = exact_rho(lmi, yt, 0.0)
-                if r_est is None:
-                    continue
-                c = margin_for(yt, r_est)
-                rho_c, _ = exact_rho(lmi, yt, c)
-                if rho_c is not None:
-                    candidates.append((rho_c, t2, yt, c))
+        for power in REPAIR_POWERS:
+            _repair(lambda t: (1.0 - t) * yp + t * y_int, power, attempt, candidates)
     if not candidates:
         return Certificate(False, None, None, None,
                            message="the multipliers could not be repaired into a feasible point",
                            time=time.perf_counter() - t0, details=details)
     candidates.sort(key=lambda c_: c_[0])
-    rho_c, t_rep, y_c, c = candidates[0]
+    rho_c, t_rep, y_c, c, power = candidates[0]
+    details["rounding_power"] = power
     # Rigorous proof at rho_cert slightly above the computed exact rho.
     rel = 1e-12
+    c_max = float(np.max(c))
     last = None
     for _ in range(max_tries):
-        rho_cert = float(np.nextafter(rho_c * (1.0 + rel) + c / lmi.rho_coeff * rel + 1e-300, np.inf))
+        rho_cert = float(np.nextafter(rho_c * (1.0 + rel) + c_max / lmi.rho_coeff * rel + 1e-300, np.inf))
         yy = y_c.copy()
         yy[0] = rho_cert
         z = lmi.matrix(yy)
         e = _formation_error(lmi, yy, k)
-        chk = verify_psd(z, formation_error=e)
+        chk = verify_psd(z, formation_error=e, power=power)
         last = chk
         if chk.ok:
             bound = _round_up_bound(lmi, rho_cert)
@@ -245,3 +229,42 @@ def certify(lmi: LMI, y: np.ndarray, y_interior: np.ndarray | None = None, max_t
     return Certificate(False, None, None, None,
                        message=f"rigorous PSD test failed (LAPACK info {last.info if last else '?'})",
                        time=time.perf_counter() - t0, details=details)
+
+
+#: rounding-bound weights tried on the solver's own multipliers (psd module: 1 = uniform trace
+#: bound, 0 = proportional to the diagonal); the smallest certified rho wins
+POWERS = (1.0, 0.5, 0.0)
+#: and when a repair is needed (each costs a search over t)
+REPAIR_POWERS = (1.0, 0.0)
+
+
+def _repair(mix, power, attempt, candidates) -> None:
+    """Smallest t (powers of 10 from 1e-12, then bisected) with mix(t) certifiable; appends candidates."""
+    t = 1e-12
+    found = None
+    while t <= 1.0:
+        rho_c, c = attempt(mix(t), power)
+        if rho_c is not None:
+            found = t
+            candidates.append((rho_c, t, mix(t), c, power))
+            break
+        t *= 10.0
+    if found is None:
+        return
+    if found > 1e-12:
+        # the cost grows with t: bisect (geometrically) between the last failing and the first working t
+        lo_t, hi_t = found / 10.0, found
+        for _ in range(6):
+            mid = math.sqrt(lo_t * hi_t)
+            rho_c, c = attempt(mix(mid), power)
+            if rho_c is None:
+                lo_t = mid
+            else:
+                hi_t = mid
+                candidates.append((rho_c, mid, mix(mid), c, power))
+    for t2 in (found * 10.0, found * 100.0):
+        if t2 > 1.0:
+            break
+        rho_c, c = attempt(mix(t2), power)
+        if rho_c is not None:
+            candidates.append((rho_c, t2, mix(t2), c, power))

@@ -16,6 +16,16 @@ Numerical Algorithms*, Thm 10.5):
   c >= tau + e + (underflow allowance). Success gives
   Z* >= Z - e I >= A + (c - e) I >= (c - e - tau) I >= 0.
 
+* **Weighted variant** (``power`` p < 1; Rump's diagonal scaling in another guise).
+  Componentwise, |dA_ij| <= gamma' d_i d_j with d_i^2 = a_ii and gamma' = gamma_{n+1} /
+  (1 - gamma_{n+1}). For any positive weights w, Cauchy-Schwarz gives
+  x^T dA x <= gamma' (sum_i |x_i| d_i)^2 <= gamma' (sum_j w_j) sum_i x_i^2 a_ii / w_i, so
+  A >= -gamma' (sum_j w_j) diag(a_ii / w_i). With w_i = z_ii^p (a_ii <= z_ii) the shift is
+  the *vector* c_i = gamma' (sum_j z_jj^p) z_ii^(1-p) + e (+ underflow): p = 1 is the uniform
+  trace bound above; p = 0 gives c_i = gamma' n z_ii, far smaller on the coordinates with
+  small diagonal, which is where the near-null vectors of a badly scaled LMI live (deep
+  nets whose multipliers span many orders of magnitude). Every p is a valid proof.
+
 ``gamma_k = k u / (1 - k u)`` with u = 2^-53. The argument holds for any order
 of summation inside the factorisation (blocked LAPACK, FMA), provided the BLAS
 does not use Strassen-like fast multiplication (OpenBLAS, MKL and Accelerate do
@@ -29,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["gamma", "verify_psd", "PSDCheck", "norm_bound_inf"]
+__all__ = ["gamma", "verify_psd", "rounding_shift", "PSDCheck", "norm_bound_inf"]
 
 UNIT_ROUNDOFF = 2.0**-53
 _ETA = 2.0**-1074  # smallest subnormal
@@ -68,7 +78,26 @@ class PSDCheck:
     info: int
 
 
-def verify_psd(z: np.ndarray, formation_error: float = 0.0, extra_shift: float = 0.0) -> PSDCheck:
+def rounding_shift(diag: np.ndarray, power: float = 1.0) -> np.ndarray | float:
+    """The Cholesky rounding term of the module docstring for a matrix with diagonal ``diag``.
+
+    ``power`` 1: the scalar gamma' trace(A+); otherwise the vector gamma' (sum_j w_j) z_ii / w_i,
+    w_i = max(z_ii, 0)^power (rounded up by generous relative margins).
+    """
+    n = diag.shape[0]
+    g = gamma(n + 1)
+    gp = g / (1.0 - g) * (1.0 + 1e-6)
+    pos = np.maximum(diag, 0.0)
+    if power == 1.0:
+        return gp * float(np.sum(pos)) * (1.0 + gamma(n + 1))
+    tiny = np.finfo(np.float64).tiny
+    w = np.maximum(pos, tiny) ** power
+    total = float(np.sum(w)) * (1.0 + gamma(n + 1)) * (1.0 + 1e-12)
+    return gp * total * (np.maximum(pos, tiny) / w) * (1.0 + 1e-12)
+
+
+def verify_psd(z: np.ndarray, formation_error: float = 0.0, extra_shift: float = 0.0,
+               power: float = 1.0) -> PSDCheck:
     """Prove that the exact matrix Z* with ||Z - Z*||_2 <= formation_error is PSD.
 
     Only the lower triangle of ``z`` is read (so an asymmetric float ``z`` is
@@ -79,6 +108,7 @@ def verify_psd(z: np.ndarray, formation_error: float = 0.0, extra_shift: float =
         z: float64 square matrix (not modified).
         formation_error: bound on the spectral norm of Z - Z*.
         extra_shift: additional shift to subtract (to prove Z* >= extra_shift * I).
+        power: weights of the rounding term (module docstring); 1 = uniform trace bound.
 
     Returns:
         PSDCheck with ok=True only if the proof succeeded.
@@ -90,13 +120,13 @@ def verify_psd(z: np.ndarray, formation_error: float = 0.0, extra_shift: float =
     if not np.all(np.isfinite(z)):
         return PSDCheck(False, np.inf, np.inf, formation_error, -1)
     diag = np.diag(z).copy()
-    trace_pos = float(np.sum(np.maximum(diag, 0.0))) * (1.0 + gamma(n + 1))
-    g = gamma(n + 1)
-    tau = g / (1.0 - g) * trace_pos * (1.0 + 1e-6)
+    tau = rounding_shift(diag, power)
     underflow = 4.0 * (n + 1) * (2.0 * (n + 2) + float(np.max(np.abs(diag)))) * _ETA
     c = (tau + formation_error + extra_shift + underflow) * (1.0 + 1e-6)
     a = np.array(z, dtype=np.float64, order="F", copy=True)
-    shifted = np.nextafter(diag - c, -np.inf)  # rounded down: a_ii <= z_ii - c exactly
+    # rounded down: a_ii <= z_ii - c_i exactly (diag - c is one rounding, nextafter covers it)
+    shifted = np.nextafter(diag - c, -np.inf)
     a[np.arange(n), np.arange(n)] = shifted
     _, info = lapack.dpotrf(a, lower=1, overwrite_a=1, clean=0)
-    return PSDCheck(info == 0, c, tau, formation_error, int(info))
+    c_max = float(np.max(c))
+    return PSDCheck(info == 0, c_max, float(np.max(tau)), formation_error, int(info))
