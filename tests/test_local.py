@@ -249,3 +249,62 @@ def test_naive_norm_of_small_sparse_selection():
 
     s = spectral_norm_upper(sp.identity(10, format="csr") * 3.0)
     assert 3.0 <= s <= 3.0 * (1 + 1e-9)
+
+
+# ------------------------------------------------------------------ group activations (MaxMin / GroupSort)
+def _group_net(act_factory, seed):
+    from lipsdp import Affine, Network
+
+    rng = np.random.default_rng(seed)
+    return Network([Affine(rng.standard_normal((8, 5)), rng.standard_normal(8)), act_factory(),
+                    Affine(rng.standard_normal((8, 8)), rng.standard_normal(8)), act_factory(),
+                    Affine(rng.standard_normal((3, 8)))])
+
+
+GROUP_ACTS = {"maxmin": lambda: lipsdp.network.group.max_min(8), "maxmin-halves": lambda: lipsdp.network.group.max_min(8, "halves"),
+              "groupsort4": lambda: lipsdp.network.group.group_sort(8, 4)}
+
+
+@pytest.mark.parametrize("kind", sorted(GROUP_ACTS))
+def test_group_propagation_is_sound_and_fixed_groups_are_permutations(kind):
+    from lipsdp.bounds.propagation import fixed_group_order
+
+    net = _group_net(GROUP_ACTS[kind], seed=1)
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal(5)
+    reg = Ball(x0, 0.2)
+    bounds = preactivation_bounds(net, reg)
+    xs = np.concatenate([reg.sample(rng, 3000), reg.project(x0 + 3 * rng.standard_normal((300, 5)))])
+    inputs = net._inputs(xs)
+    for b in bounds:
+        v = inputs[b.layer]
+        assert np.all(v >= b.lower) and np.all(v <= b.upper)
+        layer = net.layers[b.layer]
+        fixed, perm = fixed_group_order(layer, b.lower, b.upper)
+        idx = layer.groups()
+        out = layer.forward(v)
+        for gi in np.flatnonzero(fixed):  # the same permutation at every sample of the region
+            assert np.array_equal(out[:, idx[gi]], v[:, idx[gi][perm[gi]]])
+    red = eliminate_linear(localize(net, bounds), bounds)
+    assert np.allclose(red.forward(xs[:500]), net.forward(xs[:500]), atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", sorted(GROUP_ACTS))
+def test_group_local_bound_exact_in_a_tiny_ball_and_monotone(kind):
+    net = _group_net(GROUP_ACTS[kind], seed=0)
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(5)
+    exact = np.linalg.norm(net.jacobian(x0[None])[0], 2)
+    prev = None
+    for eps in (1e-4, 0.05, 0.3, 3.0):
+        r = lipsdp.estimate(net, center=x0, eps=eps, ball="l2")
+        assert r.certified
+        assert r.bound <= r.details["global_bound"] * (1 + 1e-12)
+        assert r.lower_bound <= r.bound * (1 + 1e-9)
+        if prev is not None:
+            assert r.bound >= prev * (1 - 1e-9)  # a larger region never gets a smaller bound
+        prev = r.bound
+        if eps == 1e-4:  # every group's order is fixed: the network is linear on the ball
+            assert all(b["fixed_groups"] == b["groups"] for b in r.preactivation_bounds)
+            assert r.bound == pytest.approx(exact, rel=1e-6) and r.bound >= exact * (1 - 1e-12)
+    assert prev < r.details["global_bound"] * (1 + 1e-12)

@@ -15,7 +15,11 @@ bounds the Lipschitz constant of f restricted to X:
   by 2^-40 (1 + |value|) for the rounding of phi' and intersected with the global
   interval (which is itself sound), then rounded outward onto the dyadic grid by
   the QC;
-* an activation without ``local_slope`` keeps its global interval (safe fallback).
+* an activation without ``local_slope`` keeps its global interval (safe fallback);
+* MaxMin / GroupSort groups whose order is the same over the whole region
+  (:func:`lipsdp.bounds.propagation.fixed_group_order`) are an exact permutation there and
+  are eliminated like linear neurons; the other groups keep the LipSDP-NSR constraint.
+  Householder groups are kept (their reflection is not exact in floating point).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..network.group import GroupActivation
 from ..network.layers import Activation, Affine
 from ..network.network import Network
 
@@ -108,26 +113,38 @@ def eliminate_linear(network: Network, bounds: list | None = None) -> Network:
     q = np.asarray(chain.biases[0], dtype=np.float64)
     for k, act in enumerate(chain.activations):
         w_next, b_next = chain.weights[k + 1], np.asarray(chain.biases[k + 1], dtype=np.float64)
-        a, b = act.slope_arrays()
-        lin = a == b
-        if not np.any(lin):
-            out_layers += [Affine(p, q), act]
-            p, q = w_next, b_next
-            continue
-        lin_idx, non_idx = np.flatnonzero(lin), np.flatnonzero(~lin)
-        cl = a[lin_idx]
-        # d_j = phi(v) - c v for the linear neurons (constant on the region), evaluated at a point of the
-        # neuron's interval; only the forward value depends on it, not the Lipschitz bound
-        v0 = bounds[k].lower[lin_idx] if bounds is not None else np.zeros(lin_idx.size)
-        dl = np.asarray(act.spec.fn(v0), dtype=np.float64) - cl * v0
-        w_l = _dense_cols(w_next, lin_idx)
-        skip_w = _mm(w_l * cl[None, :], _rows(p, lin_idx))
-        skip_b = w_l @ (cl * q[lin_idx] + dl) + b_next
+        if isinstance(act, GroupActivation):
+            split = _split_group(act, bounds[k] if bounds is not None else None)
+            if split is None:
+                out_layers += [Affine(p, q), act]
+                p, q = w_next, b_next
+                continue
+            lin_idx, src, non_idx, sub = split
+            # fixed groups permute: output neuron lin_idx[i] is input neuron src[i] (exact, no rounding)
+            w_l = _dense_cols(w_next, lin_idx)
+            skip_w = _mm(w_l, _rows(p, src))
+            skip_b = w_l @ q[src] + b_next
+        else:
+            a, b = act.slope_arrays()
+            lin = a == b
+            if not np.any(lin):
+                out_layers += [Affine(p, q), act]
+                p, q = w_next, b_next
+                continue
+            lin_idx, non_idx = np.flatnonzero(lin), np.flatnonzero(~lin)
+            cl = a[lin_idx]
+            # d_j = phi(v) - c v for the linear neurons (constant on the region), evaluated at a point of the
+            # neuron's interval; only the forward value depends on it, not the Lipschitz bound
+            v0 = bounds[k].lower[lin_idx] if bounds is not None else np.zeros(lin_idx.size)
+            dl = np.asarray(act.spec.fn(v0), dtype=np.float64) - cl * v0
+            w_l = _dense_cols(w_next, lin_idx)
+            skip_w = _mm(w_l * cl[None, :], _rows(p, lin_idx))
+            skip_b = w_l @ (cl * q[lin_idx] + dl) + b_next
+            sub = Activation(act.spec, int(non_idx.size), name=act.name,
+                             slopes=np.stack([a[non_idx], b[non_idx]], axis=1)) if non_idx.size else None
         if non_idx.size == 0:
             p, q = skip_w, skip_b
             continue
-        sub = Activation(act.spec, int(non_idx.size), name=act.name,
-                         slopes=np.stack([a[non_idx], b[non_idx]], axis=1))
         branch = Network([Affine(_rows(p, non_idx), q[non_idx]), sub, Affine(_dense_cols(w_next, non_idx))])
         skip_w = sp.csr_matrix(skip_w) if sp.issparse(skip_w) else np.asarray(skip_w)
         out_layers.append(Residual(branch, Affine(skip_w, skip_b), name=f"{act.name or 'act'} (linear neurons eliminated)"))
@@ -135,6 +152,35 @@ def eliminate_linear(network: Network, bounds: list | None = None) -> Network:
         p, q = (np.eye(n) if n <= 2048 else sp.identity(n, format="csr")), np.zeros(n)
     out_layers.append(Affine(p, q))
     return Network(out_layers, input_shape=network.input_shape, name=network.name)
+
+
+def _split_group(act: GroupActivation, bounds):
+    """Fixed-order groups of a sorting layer as a permutation, the others as a smaller layer.
+
+    Returns None when no group is fixed (or no bounds), else (lin_idx, src, non_idx, sub):
+    output neurons ``lin_idx`` equal input neurons ``src`` on the region; ``non_idx`` are the
+    neurons of the other groups, group by group, and ``sub`` the same activation on them
+    (consecutive grouping in that order).
+    """
+    from .propagation import fixed_group_order
+
+    if bounds is None:
+        return None
+    fixed, perm = fixed_group_order(act, bounds.lower, bounds.upper)
+    if not np.any(fixed):
+        return None
+    idx = act.groups()
+    lin_idx = idx[fixed].ravel()
+    src = np.take_along_axis(idx[fixed], perm[fixed], axis=1).ravel()
+    non_idx = idx[~fixed].ravel()
+    sub = None
+    if non_idx.size:
+        v = None
+        if act.kind == "householder":  # never fixed (see fixed_group_order); kept for completeness
+            v = act.vectors()[~fixed]
+        sub = GroupActivation(act.kind, int(non_idx.size), group_size=act.group_size, grouping="consecutive",
+                              descending=act.descending, v=v, name=act.name)
+    return lin_idx, src, non_idx, sub
 
 
 def _dense_cols(w, idx):

@@ -1,6 +1,6 @@
 """Pre-activation bounds over an input region by bound propagation, sound in floating point.
 
-For a feedforward network (``Affine`` and ``Activation`` layers) and a region X
+For a feedforward network (``Affine``, ``Activation`` and group activation layers) and a region X
 (:mod:`lipsdp.bounds.region`), compute for every activation layer an interval
 [l_j, u_j] containing its j-th input for every x in X. Two methods:
 
@@ -24,6 +24,12 @@ For a feedforward network (``Affine`` and ``Activation`` layers) and a region X
 The reported interval is the intersection IBP ∩ CROWN, used as the input
 interval of every later layer.
 
+**Group activations** (MaxMin, GroupSort, Householder): IBP by order statistics (the k-th
+output of a sorted group lies between the k-th smallest lower and upper ends; a Householder
+output is bounded by the group's l2 radius). CROWN passes through a layer whose every group
+has a fixed order on the region (a permutation, exact); otherwise the backward pass stops
+there and is concretised over that layer's output box.
+
 **Floating point.** Every quantity is computed in float64 and widened by a bound
 on its rounding error: matrix products by gamma_{n+2} (|A| |B|) |x|max (Higham's
 bound, gamma_k = k u / (1 - k u)), the backward coefficients' rounding by the
@@ -41,6 +47,7 @@ import numpy as np
 
 from ..certify.psd import gamma
 from ..errors import UnsupportedLayerError
+from ..network.group import GroupActivation
 from ..network.layers import Activation, Affine
 
 __all__ = ["PreactivationBounds", "preactivation_bounds", "ibp_bounds", "activation_range", "relaxation"]
@@ -102,7 +109,7 @@ class PreactivationBounds:
     def to_dict(self) -> dict:
         return {"layer": self.layer, "method": self.method, "lower": self.lower, "upper": self.upper,
                 "mean_width": float(np.mean(self.upper - self.lower)),
-                "ibp_mean_width": float(np.mean(self.ibp_upper - self.ibp_lower)), **self.stable}
+                "ibp_mean_width": float(np.mean(self.ibp_upper - self.ibp_lower)), **self.stable, **self.info}
 
 
 # ------------------------------------------------------------------ per-layer pieces
@@ -130,6 +137,52 @@ def activation_range(spec, lo, hi, slopes=None):
     low = np.maximum(_down(fl_lo + amin * w, fl_lo, amin * w), _down(fu_lo - bmax * w, fu_lo, bmax * w))
     up = np.minimum(_up(fl_hi + bmax * w, fl_hi, bmax * w), _up(fu_hi - amin * w, fu_hi, amin * w))
     return low, up
+
+
+def fixed_group_order(layer: GroupActivation, lo, hi):
+    """Groups of a sorting layer whose order is the same for every input in the box [lo, hi].
+
+    Returns (fixed, perm): ``fixed`` (G,) booleans; ``perm`` (G, g) with output slot k of a fixed
+    group taking input slot perm[k] (as :meth:`GroupActivation._perm`). A group is fixed when its
+    members' intervals can be ordered so that each upper end is <= the next lower end (ties give
+    equal values, so either order is the same function). Householder layers: none fixed.
+    """
+    idx = layer.groups()
+    n_groups, g = idx.shape
+    perm = np.tile(np.arange(g), (n_groups, 1))
+    if layer.kind == "householder":
+        return np.zeros(n_groups, dtype=bool), perm
+    glo, ghi = np.asarray(lo)[idx], np.asarray(hi)[idx]
+    order = np.argsort(glo, axis=1, kind="stable")
+    slo = np.take_along_axis(glo, order, axis=1)
+    shi = np.take_along_axis(ghi, order, axis=1)
+    fixed = np.all(shi[:, :-1] <= slo[:, 1:], axis=1)
+    perm = order[:, ::-1] if layer.descending else order
+    return fixed, perm
+
+
+def group_range(layer: GroupActivation, lo, hi):
+    """Sound enclosure of a group activation's output over the box [lo, hi] (exact order statistics).
+
+    Sorting: the k-th smallest output lies between the k-th smallest lower end and the k-th
+    smallest upper end (order statistics are monotone in each argument). Householder: each output
+    is z_i or (Hz)_i with |(Hz)_i| <= ||z||_2 <= ||max(|lo|, |hi|)||_2 (rounded up).
+    """
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    idx = layer.groups()
+    out_lo, out_hi = np.empty_like(lo), np.empty_like(hi)
+    if layer.kind == "householder":
+        mag = np.maximum(np.abs(lo), np.abs(hi))[idx]
+        r = np.sqrt(np.sum(mag * mag, axis=1)) * (1.0 + 4.0 * 2.0**-52 * (idx.shape[1] + 2))
+        r = np.nextafter(r, np.inf)[:, None]
+        out_lo[idx] = np.minimum(lo[idx], -r)
+        out_hi[idx] = np.maximum(hi[idx], r)
+        return out_lo, out_hi
+    slo, shi = np.sort(lo[idx], axis=1), np.sort(hi[idx], axis=1)
+    if layer.descending:
+        slo, shi = slo[:, ::-1], shi[:, ::-1]
+    out_lo[idx], out_hi[idx] = slo, shi
+    return out_lo, out_hi
 
 
 def _is_convex(spec) -> bool:
@@ -172,7 +225,7 @@ def relaxation(spec, lo, hi, slopes=None):
 # ------------------------------------------------------------------ drivers
 def _check_feedforward(network):
     for i, layer in enumerate(network.layers):
-        if not isinstance(layer, (Affine, Activation)):
+        if not isinstance(layer, (Affine, Activation, GroupActivation)):
             raise UnsupportedLayerError(
                 f"local bounds (bound propagation) support feedforward networks only; layer {i} is "
                 f"{type(layer).__name__} ({layer.describe()})"
@@ -187,6 +240,8 @@ def ibp_bounds(network, region) -> list:
     for layer in network.layers:
         if isinstance(layer, Affine):
             lo, hi = _affine_ibp(layer, lo, hi)
+        elif isinstance(layer, GroupActivation):
+            lo, hi = group_range(layer, lo, hi)
         else:
             lo, hi = activation_range(layer.spec, lo, hi)
         out.append((lo, hi))
@@ -207,6 +262,16 @@ def _crown_upper(network, k: int, lam: np.ndarray, ranges: list, relax: dict, re
             const = const + lam @ layer.bias
             slack = slack + 2.0 * gamma(lam.shape[1] + 2) * (al @ (np.abs(w) @ amax + np.abs(layer.bias)))
             lam = lam @ w
+        elif isinstance(layer, GroupActivation):
+            perm_map = relax[i]
+            if perm_map is None:  # not linear on the region: concretise over the layer's output box
+                olo, ohi = ranges[i + 1]
+                val = np.maximum(lam, 0.0) @ ohi + np.minimum(lam, 0.0) @ olo
+                omax = np.maximum(np.abs(olo), np.abs(ohi))
+                err = 2.0 * gamma(lam.shape[1] + 2) * (np.abs(lam) @ omax)
+                total = val + const + slack * (1.0 + 2.0**-40) + err
+                return _up(total, val, const, slack, err)
+            lam = lam[:, perm_map]  # y_o = x_src[o], so lam^T y = sum_j lam_inv[j] x_j (a permutation: exact)
         else:
             a_l, c_l, a_u, c_u = relax[i]
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
@@ -218,6 +283,16 @@ def _crown_upper(network, k: int, lam: np.ndarray, ranges: list, relax: dict, re
     val, err = region.linear_max(lam)
     total = val + const + slack * (1.0 + 2.0**-40) + err
     return _up(total, val, const, slack, err)
+
+
+def _inverse_permutation(layer: GroupActivation, perm) -> np.ndarray:
+    """For a layer whose every group has a fixed order: inv with lam_in = lam_out[:, inv] (exact)."""
+    idx = layer.groups()
+    src = np.empty(layer.size, dtype=np.int64)  # output neuron o takes input neuron src[o]
+    src[idx] = np.take_along_axis(idx, perm, axis=1)
+    inv = np.empty_like(src)
+    inv[src] = np.arange(layer.size)
+    return inv
 
 
 def preactivation_bounds(network, region, method: str = "crown") -> list:
@@ -241,6 +316,14 @@ def preactivation_bounds(network, region, method: str = "crown") -> list:
     result = []
     for i, layer in enumerate(network.layers):
         lo, hi = ranges[i]
+        if isinstance(layer, GroupActivation):
+            result.append(PreactivationBounds(i, lo, hi, lo, hi, method))
+            fixed, perm = fixed_group_order(layer, lo, hi)
+            result[-1].info["fixed_groups"] = int(np.sum(fixed))
+            result[-1].info["groups"] = int(fixed.size)
+            relax[i] = _inverse_permutation(layer, perm) if np.all(fixed) else None
+            ranges.append(group_range(layer, lo, hi))
+            continue
         if isinstance(layer, Activation):
             ilo, ihi = lo, hi
             if method == "crown" and i > 0:
