@@ -289,7 +289,8 @@ def _max_step_lp(s: np.ndarray, ds: np.ndarray) -> float:
     neg = ds < 0
     if not np.any(neg):
         return np.inf
-    return float(np.min(-s[neg] / ds[neg]))
+    with np.errstate(over="ignore"):  # a tiny negative ds_i: an (harmless) infinite step for that entry
+        return float(np.min(-s[neg] / ds[neg]))
 
 
 def _max_step_psd(lc, d, n, opts) -> float:
