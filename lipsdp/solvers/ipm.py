@@ -434,9 +434,11 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         if lx is None:
             status, raw = "error", "primal iterate lost definiteness"
             break
+        dense_steps = n < opts["lanczos_min_n"]  # small N: dZ as a dense matrix (one product), else matvecs
+        dz_a = st.op(dy_a)
         ap = min(1.0, _max_step_psd(lx, dxm_a, n, opts), _max_step_lp(x_lp, dxl_a))
-        ad = min(1.0, _max_step_psd(lz, dz_apply(kdy_a), n, opts), _max_step_lp(s, ds_a))
-        gap_a = float(np.sum((x_mat + ap * dxm_a) * (z + ad * st.op(dy_a)))
+        ad = min(1.0, _max_step_psd(lz, dz_a if dense_steps else dz_apply(kdy_a), n, opts), _max_step_lp(s, ds_a))
+        gap_a = float(np.sum((x_mat + ap * dxm_a) * (z + ad * dz_a))
                       + (x_lp + ap * dxl_a) @ (s + ad * ds_a))
         sigma = min(1.0, max(0.0, gap_a / gap)) ** 3
         # ---------------- corrector
@@ -452,7 +454,8 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         dxl = (sigma * mu - dxl_a * ds_a) / s - x_lp - (x_lp / s) * ds
         gamma = opts["step"]
         ap = min(1.0, gamma * _max_step_psd(lx, dxm, n, opts), gamma * _max_step_lp(x_lp, dxl))
-        ad = min(1.0, gamma * _max_step_psd(lz, dz_apply(kdy), n, opts), gamma * _max_step_lp(s, ds))
+        ad = min(1.0, gamma * _max_step_psd(lz, st.op(dy) if dense_steps else dz_apply(kdy), n, opts),
+                 gamma * _max_step_lp(s, ds))
         # take the steps, verifying definiteness by Cholesky (backtrack if the estimate was optimistic)
         new_lz = None
         for _ in range(30):
