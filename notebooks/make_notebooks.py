@@ -97,9 +97,9 @@ X = torch.tensor(X, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
 X = torch.nn.functional.avg_pool2d(X, 2).reshape(len(X), -1)      # 14x14 = 196 inputs
 y = torch.tensor(y)
 print(X.shape, y.shape)"""),
-    ("code", """ACTIVATIONS = {"relu": torch.nn.ReLU}
-if hasattr(lipsdp, "nn") and hasattr(lipsdp.nn, "MaxMin"):
-    ACTIVATIONS["maxmin"] = lipsdp.nn.MaxMin
+    ("code", """from lipsdp.nn import MaxMin   # (max, min) of adjacent pairs: bounded by LipSDP-NSR
+
+ACTIVATIONS = {"relu": torch.nn.ReLU, "maxmin": MaxMin}
 
 
 def train(depth, width, act, epochs=None):
@@ -158,7 +158,9 @@ for i, act in enumerate(ACTIVATIONS):
 fig.tight_layout()"""),
     ("md", """**Reading the plot.** The naive bound grows geometrically with depth; the SDP bounds grow much more
 slowly, and the certified / lower gap widens with depth (the SDP relaxes every layer's activation pattern
-independently, while the truth is attained by one realisable pattern)."""),
+independently, while the truth is attained by one realisable pattern). MaxMin networks are bounded with
+the LipSDP-NSR constraints (one multiplier on the norm inequality and one on the sum equality per pair);
+for them "layer" means one such pair of multipliers per layer."""),
     ("md", """## l-infinity, one logit
 
 For a single output (the logit of digit 8, as in the paper) the l-infinity bound is |f_8(x) − f_8(y)| ≤ L ||x − y||_∞.
