@@ -1,6 +1,6 @@
 """SDP backends side by side on LipSDP-Neuron (l2) for random ReLU MLPs of growing LMI size N.
 
-``python -m benchmarks solvers [--quick] [--timeout S] [--ipm-only-above N] [--big]``
+``python -m benchmarks solvers [--quick] [--timeout S] [--ipm-only-above N] [--big] [--only LABELS] [--backends B]``
 
 For every network and backend (``ipm`` and the installed cvxpy backends) one isolated process
 (:func:`benchmarks.common.run_isolated`) runs ``lipsdp.estimate(net, solver=backend,
@@ -100,10 +100,13 @@ def main(argv=None):
                     help="N above which cvxpy backends are skipped (default 150 quick; per backend, CVXPY_MAX_N, full)")
     ap.add_argument("--big", action="store_true", help="add 784-[1024]x4 (N = 4,880; ipm only)")
     ap.add_argument("--backends", default=None, help="comma-separated subset")
+    ap.add_argument("--only", default=None, help="comma-separated substrings: run only matching networks")
     args = ap.parse_args(argv)
     from lipsdp.solvers import available_solvers
 
     nets = QUICK if args.quick else FULL + (BIG if args.big else [])
+    if args.only:
+        nets = [(label, dims) for label, dims in nets if any(o in label for o in args.only.split(","))]
     timeout = args.timeout or (30.0 if args.quick else 90.0)
     limit = args.ipm_only_above or (150 if args.quick else 10**9)
     backends = available_solvers()
