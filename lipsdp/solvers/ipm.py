@@ -344,18 +344,27 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
     lz = _chol(z)
     if lz is None:
         return None, "infeasible", "the starting point is not strictly feasible", {}
+    xi = max(1.0, float(np.sqrt(n)) / max(1.0, float(np.linalg.norm(np.diag(z)) / np.sqrt(n))))
+    x_mat = np.eye(n) * xi
+    x_lp = np.full(nn.size, xi)
     if opts.get("centered_start", True):
         # perfectly centred start X = mu Z^{-1} (X Z = mu I), mu chosen so that the rho row of the
-        # primal equations, A_0(X) = 1, holds; the LP part likewise x_lp = mu / s
+        # primal equations, A_0(X) = 1, holds; the LP part likewise x_lp = mu / s. Kept only when
+        # its primal residual is no larger than the plain start's (with free multipliers, e.g. the
+        # MaxMin equality terms, Z^{-1} can violate the other primal equations by orders of magnitude).
         w0 = _inv_from_chol(lz)
         a0 = float(st.adjoint_from_gram(st.gram(w0)[1])[0])
-        mu0 = 1.0 / a0 if a0 > 0 and np.isfinite(a0) else 1.0
-        x_mat = mu0 * w0
-        x_lp = mu0 / y[nn] if nn.size else np.zeros(0)
-    else:
-        xi = max(1.0, float(np.sqrt(n)) / max(1.0, float(np.linalg.norm(np.diag(z)) / np.sqrt(n))))
-        x_mat = np.eye(n) * xi
-        x_lp = np.full(nn.size, xi)
+        if a0 > 0 and np.isfinite(a0):
+            mu0 = 1.0 / a0
+            xc_lp = mu0 / y[nn] if nn.size else np.zeros(0)
+
+            def residual(xm, xl):
+                r = c - st.adjoint_from_gram(st.gram(xm)[1])
+                r[nn] -= xl
+                return float(np.linalg.norm(r))
+
+            if residual(mu0 * w0, xc_lp) <= residual(x_mat, x_lp):
+                x_mat, x_lp = mu0 * w0, xc_lp
     n_cone = n + nn.size
     best = None
     y_interior = None
@@ -467,7 +476,7 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
             ad *= 0.7
             new_lz = None
         if new_lz is None:
-            status, raw = "optimal_inaccurate" if hist and rgap < 1e-5 else "error", "dual step failed"
+            status, raw = "optimal_inaccurate" if hist and rgap < 1e-5 and pinf < 1e-5 else "error", "dual step failed"
             break
         for _ in range(30):
             x_new = x_mat + ap * dxm
@@ -478,7 +487,7 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         x_mat = 0.5 * (x_new + x_new.T)
         x_lp = x_lp + ap * dxl
         if max(ap, ad) < 1e-10:
-            status, raw = ("optimal_inaccurate" if rgap < 1e-5 else "error"), "step length vanished"
+            status, raw = ("optimal_inaccurate" if rgap < 1e-5 and pinf < 1e-5 else "error"), "step length vanished"
             break
     else:
         if hist and hist[-1][1] < 1e-6 and hist[-1][2] < 1e-6:
