@@ -107,7 +107,8 @@ def run_isolated(fn, *args, timeout: float | None = None, **kwargs) -> dict:
     """Run ``fn(*args, **kwargs)`` in a fresh process: its result, error, wall time and peak RSS (MB).
 
     ``fn`` must be importable (module level) and return something picklable. On timeout the
-    child is killed and ``error`` says so.
+    child is killed and ``error`` says so; a child that dies (e.g. killed for memory) is an error
+    row too, never a crash of the suite.
     """
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
@@ -116,7 +117,12 @@ def run_isolated(fn, *args, timeout: float | None = None, **kwargs) -> dict:
     proc.start()
     child.close()
     if parent.poll(timeout):
-        out, err, wall, peak = parent.recv()
+        try:
+            out, err, wall, peak = parent.recv()
+        except EOFError:  # the child died without answering (killed for memory, crashed)
+            proc.join()
+            out, err, wall, peak = (None, f"the process died (exit code {proc.exitcode}; killed for memory?)",
+                                    time.perf_counter() - t0, None)
         proc.join()
     else:
         proc.kill()
