@@ -11,14 +11,21 @@ import pytest
 from benchmarks.__main__ import main as bench_main
 from benchmarks.__main__ import suites
 
+from .conftest import shared_path
+
 #: the fields each suite's rows must carry (beyond a non-empty list of rows)
 REQUIRED = {
     "peers": {"network", "bound", "naive"},
 }
+#: suites whose networks live in ../shared (skipped with a reason where it is absent)
+NEEDS_SHARED = {"paper-l2": "paper-weights", "paper-linf": "paper-weights", "paper-residual": "paper-weights",
+                "real-nets": "nets"}
 
 
 @pytest.mark.parametrize("suite", suites())
 def test_suite_quick_run_writes_json(suite, tmp_path, monkeypatch, capsys):
+    if suite in NEEDS_SHARED:
+        shared_path(NEEDS_SHARED[suite])
     monkeypatch.setenv("LIPSDP_BENCH_RESULTS", str(tmp_path))
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     assert bench_main([suite, "--quick"]) == 0
