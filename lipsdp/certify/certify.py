@@ -38,10 +38,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
-from scipy.linalg import lapack
 
-from ..sdp.lmi import LMI
+from ..sdp.lmi import LMI, exact_rho
 from .psd import gamma, norm_bound_inf, rounding_shift, verify_psd
 
 __all__ = ["Certificate", "certify", "exact_rho"]
@@ -71,56 +69,6 @@ class Certificate:
     message: str = ""
     time: float = 0.0
     details: dict = field(default_factory=dict)
-
-
-def _split(lmi: LMI, z0: np.ndarray):
-    lo, hi = lmi.blocks[0]
-    if lo != 0:
-        raise ValueError("the rho block must come first")
-    return z0[:hi, :hi], z0[:hi, hi:], z0[hi:, hi:]
-
-
-def exact_rho(lmi: LMI, y: np.ndarray, shift: float = 0.0, z0: np.ndarray | None = None):
-    """The smallest rho with Z(rho, lam) - shift*I >= 0 (float computation), or None if S - shift*I is not PD.
-
-    ``shift`` may be a vector c (the shift is then diag(c)).
-
-    ``y[0]`` is ignored. Returns (rho, z0) where z0 = Z with rho = 0.
-    """
-    y = np.array(y, dtype=np.float64)
-    y[0] = 0.0
-    if z0 is None:
-        z0 = lmi.matrix(y)
-    p, r, s = _split(lmi, z0)
-    n_rest = s.shape[0]
-    vector = np.ndim(shift) > 0  # a diagonal shift diag(c) (weighted rounding bound), else c I
-    if vector:
-        shift = np.asarray(shift, dtype=np.float64)
-        c_head, c_rest = shift[: p.shape[0]], shift[p.shape[0]:]
-    else:
-        c_head = c_rest = float(shift)
-    if n_rest:
-        a = np.array(s, order="F", copy=True)
-        a[np.diag_indices(n_rest)] -= c_rest
-        chol, info = lapack.dpotrf(a, lower=1, overwrite_a=1, clean=1)
-        if info != 0:
-            return None, z0
-        v = sla.solve_triangular(chol, r.T, lower=True, check_finite=False)
-        if not vector and not np.any(p) and v.shape[0] < v.shape[1]:
-            m = v @ v.T  # same nonzero spectrum as v^T v, smaller
-        else:
-            m = v.T @ v - p
-    else:
-        m = -p
-    if vector:
-        m = m + np.diag(c_head)
-    m = 0.5 * (m + m.T)
-    # divide and conquer: the MRRR driver (subset_by_index) is very slow on the clustered spectra seen here
-    lam_max = float(sla.eigvalsh(m, driver="evd", check_finite=False)[-1]) if m.shape[0] > 1 else float(m[0, 0])
-    if not np.any(p) and lam_max < 0:
-        lam_max = 0.0
-    rho = (lam_max if vector else lam_max + shift) / lmi.rho_coeff
-    return rho, z0
 
 
 def _formation_error(lmi: LMI, y: np.ndarray, k: int) -> float:

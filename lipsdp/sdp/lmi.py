@@ -47,7 +47,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["AtomBlock", "LMI", "concat_atoms"]
+__all__ = ["AtomBlock", "LMI", "concat_atoms", "exact_rho"]
 
 
 @dataclass
@@ -365,8 +365,6 @@ class LMI:
         (checked by Cholesky), and rho is the exact minimum for the scaled multipliers, widened by
         the same relative margin. Returns ``y`` unchanged if no scale is better or checks fail.
         """
-        from ..certify.certify import exact_rho  # certify builds on LMI: import at call time
-
         def rho_of(scale):
             yy = np.array(y, copy=True)
             yy[1:] *= scale
@@ -430,3 +428,53 @@ def _ragged_outer(ip, lp, iq, lq):
     i = local // np.maximum(lq_rep, 1)
     j = local % np.maximum(lq_rep, 1)
     return ip[gp[grp] + i], iq[gq[grp] + j]
+
+
+def _split_rho_block(lmi: "LMI", z0: np.ndarray):
+    lo, hi = lmi.blocks[0]
+    if lo != 0:
+        raise ValueError("the rho block must come first")
+    return z0[:hi, :hi], z0[:hi, hi:], z0[hi:, hi:]
+
+
+def exact_rho(lmi: "LMI", y: np.ndarray, shift: float = 0.0, z0: np.ndarray | None = None):
+    """The smallest rho with Z(rho, lam) - shift*I >= 0 (float computation), or None if S - shift*I is not PD.
+
+    ``shift`` may be a vector c (the shift is then diag(c)).
+
+    ``y[0]`` is ignored. Returns (rho, z0) where z0 = Z with rho = 0.
+    """
+    y = np.array(y, dtype=np.float64)
+    y[0] = 0.0
+    if z0 is None:
+        z0 = lmi.matrix(y)
+    p, r, s = _split_rho_block(lmi, z0)
+    n_rest = s.shape[0]
+    vector = np.ndim(shift) > 0  # a diagonal shift diag(c) (weighted rounding bound), else c I
+    if vector:
+        shift = np.asarray(shift, dtype=np.float64)
+        c_head, c_rest = shift[: p.shape[0]], shift[p.shape[0]:]
+    else:
+        c_head = c_rest = float(shift)
+    if n_rest:
+        a = np.array(s, order="F", copy=True)
+        a[np.diag_indices(n_rest)] -= c_rest
+        chol, info = sla.lapack.dpotrf(a, lower=1, overwrite_a=1, clean=1)
+        if info != 0:
+            return None, z0
+        v = sla.solve_triangular(chol, r.T, lower=True, check_finite=False)
+        if not vector and not np.any(p) and v.shape[0] < v.shape[1]:
+            m = v @ v.T  # same nonzero spectrum as v^T v, smaller
+        else:
+            m = v.T @ v - p
+    else:
+        m = -p
+    if vector:
+        m = m + np.diag(c_head)
+    m = 0.5 * (m + m.T)
+    # divide and conquer: the MRRR driver (subset_by_index) is very slow on the clustered spectra seen here
+    lam_max = float(sla.eigvalsh(m, driver="evd", check_finite=False)[-1]) if m.shape[0] > 1 else float(m[0, 0])
+    if not np.any(p) and lam_max < 0:
+        lam_max = 0.0
+    rho = (lam_max if vector else lam_max + shift) / lmi.rho_coeff
+    return rho, z0
