@@ -82,6 +82,13 @@ def test_relu_stable_neurons_are_exact():
     assert a.tolist() == [1.0, 1.0, 0.0, 0.0, 0.0] and b.tolist() == [1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def _region_samples(net, reg, x0, rng, spread, n_edge):
+    """Points of the region (interior samples and projections of far points onto its boundary) and
+    every layer's input at them: the empirical oracle for pre-activation enclosures."""
+    xs = np.concatenate([reg.sample(rng, 3000), reg.project(x0 + spread * rng.standard_normal((n_edge, x0.size)))])
+    return xs, net._inputs(xs)
+
+
 @pytest.mark.parametrize("name", ["relu", "tanh", "silu", "gelu", "sigmoid", "leaky_relu", "hardtanh"])
 @pytest.mark.parametrize("kind", ["box", "linf", "l2"])
 def test_propagation_is_sound_and_crown_inside_ibp(name, kind):
@@ -90,8 +97,7 @@ def test_propagation_is_sound_and_crown_inside_ibp(name, kind):
     x0 = rng.standard_normal(5)
     reg = {"box": Box(x0 - [0.1, 0.2, 0.3, 0.0, 0.5], x0 + 0.3), "linf": Ball(x0, 0.4), "l2": Ball(x0, 0.6, "l2")}[kind]
     bounds = preactivation_bounds(net, reg)
-    xs = np.concatenate([reg.sample(rng, 3000), reg.project(x0 + 5 * rng.standard_normal((500, 5)))])
-    inputs = net._inputs(xs)
+    xs, inputs = _region_samples(net, reg, x0, rng, spread=5.0, n_edge=500)
     for b in bounds:
         v = inputs[b.layer]
         assert np.all(v >= b.lower) and np.all(v <= b.upper)
@@ -274,8 +280,7 @@ def test_group_propagation_is_sound_and_fixed_groups_are_permutations(kind):
     x0 = rng.standard_normal(5)
     reg = Ball(x0, 0.2)
     bounds = preactivation_bounds(net, reg)
-    xs = np.concatenate([reg.sample(rng, 3000), reg.project(x0 + 3 * rng.standard_normal((300, 5)))])
-    inputs = net._inputs(xs)
+    xs, inputs = _region_samples(net, reg, x0, rng, spread=3.0, n_edge=300)
     for b in bounds:
         v = inputs[b.layer]
         assert np.all(v >= b.lower) and np.all(v <= b.upper)
