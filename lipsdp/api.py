@@ -219,7 +219,8 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     meth = METHODS[method]
     solver_name = resolve_solver(solver)  # validates the name; "auto" is resolved per LMI by solve()
-    solver_request = "auto" if (solver or "auto").lower() == "auto" else solver_name
+    auto = (solver or "auto").lower() == "auto"
+    solver_request = "auto" if auto else solver_name
     times: dict = {}
     t0 = time.perf_counter()
     net = extract(model, input_shape=input_shape)
@@ -227,7 +228,7 @@ def estimate(model, norm: str = "l2", method: str = "neuron", solver: str = "aut
     c = output_matrix(output, net.out_dim)
     bound_net = meth.transform(net) if meth.transform is not None else net
     size_info = check_fits(bound_net, norm, meth.multipliers, solver_name, memory_limit,
-                           auto=str(solver).lower() == "auto")
+                           auto=auto)
     if size_info["solver"] != solver_name:  # "auto": the first backend did not fit, use one that does
         solver_name = solver_request = size_info["solver"]
 
