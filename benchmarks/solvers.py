@@ -1,6 +1,7 @@
 """SDP backends side by side on LipSDP-Neuron (l2) for random ReLU MLPs of growing LMI size N.
 
-``python -m benchmarks solvers [--quick] [--timeout S] [--ipm-only-above N] [--big] [--only LABELS] [--backends B]``
+``python -m benchmarks solvers [--quick] [--timeout S] [--ipm-only-above N] [--big] [--only LABELS] [--backends B]
+[--threads T] [--name NAME]``
 
 For every network and backend (``ipm`` and the installed cvxpy backends) one isolated process
 (:func:`benchmarks.common.run_isolated`) runs ``lipsdp.estimate(net, solver=backend,
@@ -9,9 +10,11 @@ bound, the status, the peak resident memory of that process, the ratio to the fa
 backend on the same network, and the time divided by the time of one dense Cholesky
 factorisation of an N x N SPD matrix (measured in the same kind of process, N = the order of
 the LMI handed to the solver: the l2 input reduction makes it n1 + sum(hidden) when n1 < n0).
-Every process runs with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1, so the
+Every process runs with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1 (``--threads``
+changes it for every process of the run, the Cholesky reference included), so by default the
 backends are compared on one core each (the machine is shared; ratios from the same run are the
-meaningful figures). cvxpy backends are skipped above ``--ipm-only-above`` and above their
+meaningful figures). Results go to ``benchmarks/results/NAME.json`` (default ``solvers`` or
+``solvers-quick``). cvxpy backends are skipped above ``--ipm-only-above`` and above their
 entry in :data:`CVXPY_MAX_N` (where they time out on this machine); a timeout is a row with
 status "timeout after ... s".
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
@@ -101,7 +105,11 @@ def main(argv=None):
     ap.add_argument("--big", action="store_true", help="add 784-[1024]x4 (N = 4,880; ipm only)")
     ap.add_argument("--backends", default=None, help="comma-separated subset")
     ap.add_argument("--only", default=None, help="comma-separated substrings: run only matching networks")
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads of every benchmark process (default 1)")
+    ap.add_argument("--name", default=None, help="results file name (default solvers / solvers-quick)")
     args = ap.parse_args(argv)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # inherited by the spawned benchmark processes
     from lipsdp.solvers import available_solvers
 
     nets = QUICK if args.quick else FULL + (BIG if args.big else [])
@@ -152,9 +160,10 @@ def main(argv=None):
             ("rel_diff_vs_best_cvxpy_bound", "bound rel. diff", ".1e"), ("peak_mb", "peak MB", ".0f"),
             ("time_per_cholesky", "time / Cholesky(N)", ".3g")]
     print(markdown_table(rows, cols))
-    path = save_results("solvers" + ("-quick" if args.quick else ""), rows,
-                        {"quick": args.quick, "timeout_cvxpy_s": timeout, "threads": 1,
+    name = args.name or ("solvers" + ("-quick" if args.quick else ""))
+    path = save_results(name, rows,
+                        {"quick": args.quick, "timeout_cvxpy_s": timeout, "threads": args.threads,
                          "ipm_only_above": limit, "cvxpy_max_n": CVXPY_MAX_N, "backends": backends,
-                         "command": "python -m benchmarks solvers" + (" --quick" if args.quick else "")})
+                         "command": "python -m benchmarks solvers " + " ".join(sys.argv[1:] if argv is None else argv)})
     print(f"wrote {path}")
     return 0

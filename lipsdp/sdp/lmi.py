@@ -374,9 +374,13 @@ class LMI:
         if base is None:
             return y
         best_rho, best_scale = base, 1.0
-        for step in (8, 2, 1):  # coarse grid of exponents, then refine around the best
+        for e in range(-40, 41, 8):  # coarse grid of exponents
+            r, _ = rho_of(2.0 ** e) if e else (base, None)
+            if r is not None and r < best_rho:
+                best_rho, best_scale = r, 2.0 ** e
+        for step in (4, 2, 1):  # then halve the step around the best (rho is unimodal in practice)
             e0 = int(round(math.log2(best_scale)))
-            for e in range(e0 - 5 * step, e0 + 5 * step + 1, step):
+            for e in (e0 - step, e0 + step):
                 r, _ = rho_of(2.0 ** e)
                 if r is not None and r < best_rho:
                     best_rho, best_scale = r, 2.0 ** e

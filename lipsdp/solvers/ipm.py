@@ -42,8 +42,9 @@ tr(A_i dX_a dZ_a W) = Q^T rowsum(K~ o (H_dXa K~(dy_a) H_W)) on the atoms' diagon
 S + alpha dS >= 0 from the smallest eigenvalue of L^{-1} dS L^{-T} (Lanczos for large N,
 dense for small), then verified by a Cholesky of the new point (backtracking if needed).
 
-Stopping: relative gap <= ``gap_tol`` (1e-8) and relative primal residual <= ``feas_tol``
-(1e-9). Statuses: "optimal"; "optimal_inaccurate" (stalled close to optimal); "max_iter";
+Stopping: relative gap <= ``gap_tol`` (1e-7 in rho: the l2 bound sqrt(rho) is then within 5e-8
+of the SDP's optimum; the certified bound is computed from the multipliers anyway) and relative
+primal residual <= ``feas_tol`` (1e-9). Statuses: "optimal"; "optimal_inaccurate" (stalled close to optimal); "max_iter";
 "infeasible" (no strictly feasible point: :meth:`LMI.interior_point` failed);
 "unbounded" (the objective decreases without bound, primal infeasible); "error" (numerical
 breakdown). Deterministic: no randomness, fixed Lanczos start vector.
@@ -65,9 +66,10 @@ __all__ = ["solve_ipm", "applies", "IPMOptions"]
 
 DEFAULTS = {
     "max_iter": 80,
-    "gap_tol": 1e-8,
+    "gap_tol": 1e-7,
     "feas_tol": 1e-9,
     "step": 0.95,
+    "adaptive": True,  # SDPT3's adaptive sigma exponent and step fraction (False: e = 3, step 0.95)
     "lanczos_min_n": 400,
     "interior_gap": 1e-5,
     "centered_start": True,  # X = mu Z^{-1} at the start (else a multiple of I)  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
@@ -82,10 +84,76 @@ def applies(lmi: LMI) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- structure
+class _Gather:
+    """out[i] = scale[i] * h[idx[i]] along an axis, by slices when idx is a few contiguous runs.
+
+    The expanded signals are ordered so that an atom's rows and a neuron's coordinates run in
+    the same order; the gathers are then a handful of slices (streaming copies) instead of
+    fancy indexing (a random-access pass over an n_e x n_e matrix).
+    """
+
+    MAX_RUNS = 64
+
+    def __init__(self, idx: np.ndarray):
+        self.idx = np.asarray(idx, dtype=np.int64)
+        brk = np.nonzero(np.diff(self.idx) != 1)[0] + 1
+        starts = np.concatenate([[0], brk]).astype(int)
+        stops = np.concatenate([brk, [self.idx.size]]).astype(int)
+        self.runs = None
+        if self.idx.size and starts.size <= self.MAX_RUNS:
+            self.runs = [(int(a), int(b), int(self.idx[a])) for a, b in zip(starts, stops)]
+
+    def rows(self, h: np.ndarray, scale: np.ndarray, out: np.ndarray | None = None,
+             accumulate: bool = True) -> np.ndarray:
+        """scale[:, None] * h[idx], written to ``out`` (added to it if ``accumulate``) when given."""
+        return self._gather(h, scale, out, accumulate, axis=0)
+
+    def cols(self, h: np.ndarray, scale: np.ndarray, out: np.ndarray | None = None,
+             accumulate: bool = True) -> np.ndarray:
+        """scale[None, :] * h[:, idx], written to / added to ``out`` when given."""
+        return self._gather(h, scale, out, accumulate, axis=1)
+
+    def _gather(self, h, scale, out, accumulate, axis):
+        sc = scale[:, None] if axis == 0 else scale[None, :]
+        if self.runs is None:
+            tmp = np.take(h, self.idx, axis=axis)
+            tmp *= sc
+            if out is None:
+                return tmp
+            if accumulate:
+                out += tmp
+            else:
+                out[...] = tmp
+            return out
+        if out is None:
+            shape = (self.idx.size, h.shape[1]) if axis == 0 else (h.shape[0], self.idx.size)
+            out = np.empty(shape)
+            accumulate = False
+        for a, b, s0 in self.runs:
+            if axis == 0:
+                src, dst, sca = h[s0:s0 + b - a], out[a:b], scale[a:b, None]
+            else:
+                src, dst, sca = h[:, s0:s0 + b - a], out[:, a:b], scale[None, a:b]
+            if accumulate:
+                dst += src * sca
+            else:
+                np.multiply(src, sca, out=dst)
+        return out
+
+    def scatter_add(self, out: np.ndarray, b: np.ndarray, scale: np.ndarray) -> None:
+        """out[idx] += scale[:, None] * b (repeated indices accumulate)."""
+        if self.runs is not None and np.unique(self.idx).size == self.idx.size:
+            for a, c, s0 in self.runs:
+                out[s0:s0 + c - a] += b[a:c] * scale[a:c, None]
+        else:
+            np.add.at(out, self.idx, b * scale[:, None])
+
+
 class _Tiled:
     """A sparse (r x N) matrix stored as tiles: contiguous row groups x contiguous column ranges.
 
-    Dense tiles (density > 5 %) are numpy arrays used through BLAS; the others stay CSR.
+    Dense tiles (density > 5 %) are numpy arrays used through BLAS; selection tiles (one nonzero
+    per row: a neuron's own coordinate) are a gather / scatter of rows; the others stay CSR.
     """
 
     def __init__(self, mat: sp.csr_matrix, col_blocks: list, row_groups: list):
@@ -102,7 +170,10 @@ class _Tiled:
             b_hi = int(np.searchsorted(edges, cols.max(), side="right") - 1)
             c0, c1 = int(edges[b_lo]), int(edges[b_hi + 1])
             t = sub[:, c0:c1]
-            if t.nnz > 0.05 * t.shape[0] * t.shape[1]:
+            if np.all(np.diff(t.indptr) == 1):
+                t.sort_indices()
+                t = ("select", _Gather(t.indices.astype(np.int64) + c0), t.data.copy())
+            elif t.nnz > 0.05 * t.shape[0] * t.shape[1]:
                 t = t.toarray()
             else:
                 t = t.tocsr()
@@ -110,16 +181,29 @@ class _Tiled:
 
     def matmul(self, d: np.ndarray) -> np.ndarray:
         """G @ d for dense d (N x k)."""
-        out = np.zeros((self.shape[0], d.shape[1]))
+        out = np.empty((self.shape[0], d.shape[1]))
+        covered = 0
         for r0, r1, c0, c1, t in self.tiles:
-            out[r0:r1] += t @ d[c0:c1]
+            covered += r1 - r0
+            if isinstance(t, tuple):
+                t[1].rows(d, t[2], out=out[r0:r1], accumulate=False)
+            else:
+                out[r0:r1] = t @ d[c0:c1]
+        if covered != self.shape[0]:  # rows without entries (none in practice)
+            mask = np.ones(self.shape[0], bool)
+            for r0, r1, *_ in self.tiles:
+                mask[r0:r1] = False
+            out[mask] = 0.0
         return out
 
     def rmatmul(self, b: np.ndarray) -> np.ndarray:
         """G^T @ b for dense b (r x k)."""
         out = np.zeros((self.shape[1], b.shape[1]))
         for r0, r1, c0, c1, t in self.tiles:
-            out[c0:c1] += t.T @ b[r0:r1]
+            if isinstance(t, tuple):
+                t[1].scatter_add(out, b[r0:r1], t[2])
+            else:
+                out[c0:c1] += t.T @ b[r0:r1]
         return out
 
 
@@ -180,6 +264,17 @@ class _Structure:
         kval = np.concatenate(kval) if kval else np.zeros(0)
         self.K = sp.csr_matrix((kval, (krow, kcol)), shape=(ne, ne))
         self.Kcoo = self.K.tocoo()
+        # the same K~ in ELL form (row r: entries k_val[q, r] at columns k_idx[q, r]; padding has value 0),
+        # for dense products by row / column gathers: no sparse-times-dense calls, no transposed copies
+        per_row = np.diff(self.K.indptr)
+        width = int(per_row.max()) if ne else 0
+        self.k_idx = np.tile(np.arange(ne), (width, 1))
+        self.k_val = np.zeros((width, ne))
+        slot = np.arange(self.K.nnz) - np.repeat(self.K.indptr[:-1], per_row)
+        rows = np.repeat(np.arange(ne), per_row)
+        self.k_idx[slot, rows] = self.K.indices
+        self.k_val[slot, rows] = self.K.data
+        self.k_gather = [_Gather(ix) for ix in self.k_idx]
         n_atoms = a0
         e_mat = sp.csr_matrix((np.ones(ne), (inv[np.arange(ne)], atom_id)), shape=(ne, n_atoms))
         self.Q = (e_mat @ lmi.tying).tocsr()  # (ne x m)
@@ -188,12 +283,35 @@ class _Structure:
         self.ne = ne
         self.m = lmi.n_vars
         self.C0 = lmi.matrix(np.zeros(lmi.n_vars), constant=True)
+        # W dZ X as an N x N GEMM after G_e^T (...) when that is cheaper than the n_e-inner product
+        self.wide = ne * n > n * n + ge.nnz
 
     def kweighted(self, y: np.ndarray) -> sp.csr_matrix:
         """K~(y) = diag(Q y) K~ (every entry of an atom's block scaled by the atom's weight)."""
         w = self.Q @ y
         return sp.csr_matrix((self.Kcoo.data * w[self.Kcoo.row], (self.Kcoo.row, self.Kcoo.col)),
                              shape=self.K.shape)
+
+    def k_rows(self, h: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """K~(y) h (K~ if y is None) for dense h (n_e x k), by row gathers.
+
+        diag(Q y) commutes with K~ (an atom's rows share its weight), so the weights scale rows.
+        """
+        out = self.k_gather[0].rows(h, self.k_val[0])
+        for q in range(1, len(self.k_gather)):
+            self.k_gather[q].rows(h, self.k_val[q], out=out)
+        if y is not None:
+            out *= (self.Q @ y)[:, None]
+        return out
+
+    def k_cols(self, h: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """h K~(y) for dense h (k x n_e), by column gathers (K~ symmetric)."""
+        out = self.k_gather[0].cols(h, self.k_val[0])
+        for q in range(1, len(self.k_gather)):
+            self.k_gather[q].cols(h, self.k_val[q], out=out)
+        if y is not None:
+            out *= (self.Q @ y)[None, :]
+        return out
 
     def op(self, y: np.ndarray) -> np.ndarray:
         """A(y) = G_e^T K~(y) G_e (dense N x N, without C_0)."""
@@ -205,8 +323,8 @@ class _Structure:
     def gram(self, x: np.ndarray):
         """(G_e X, G_e X G_e^T) for a dense symmetric X."""
         t = self.tiled.matmul(x)
-        h = self.tiled.matmul(np.ascontiguousarray(t.T))
-        return t, 0.5 * (h + h.T)
+        h = self.tiled.matmul(t.T)  # G_e (G_e X)^T: BLAS reads the transposed view, no copy
+        return t, h  # symmetric up to rounding; every use is symmetric in it
 
     def adjoint_from_gram(self, h: np.ndarray) -> np.ndarray:
         """A^*(X)_i = tr(A_i X) from H = G_e X G_e^T: Q^T rowsum(K~ o H)."""
@@ -216,10 +334,11 @@ class _Structure:
 
     def schur(self, hw: np.ndarray, hx: np.ndarray) -> np.ndarray:
         """M = Q^T [(K~ H_W K~) o H_X] Q."""
-        khk = (self.K @ (self.K @ hw).T).T  # K H K (both symmetric)
+        khk = self.k_rows(self.k_cols(hw))  # K H K
         khk *= hx
         left = self.QT @ khk  # (m x ne)
-        return np.asarray(self.QT @ np.ascontiguousarray(left.T))
+        del khk
+        return np.asarray((self.QT @ left.T).T)
 
     def block_trace_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Q^T rowsum(K~ o (A B)) for symmetric B, (A B) evaluated only on K~'s nonzeros (chunked)."""
@@ -232,6 +351,10 @@ class _Structure:
             vals = np.einsum("ij,ij->i", a[r], b[c])  # b symmetric: b[:, c].T = b[c]
             v += np.bincount(r, weights=k.data[s0:s0 + chunk] * vals, minlength=self.ne)
         return self.QT @ v
+
+    def corrector_trace(self, h_dx: np.ndarray, dy: np.ndarray, h_w: np.ndarray) -> np.ndarray:
+        """tr(A_i dX dZ W) for all i, with dZ = A(dy): Q^T rowsum(K~ o (H_dX K~(dy) H_W))."""
+        return self.block_trace_product(self.k_cols(h_dx, dy), h_w)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -366,6 +489,9 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
             if residual(mu0 * w0, xc_lp) <= residual(x_mat, x_lp):
                 x_mat, x_lp = mu0 * w0, xc_lp
     n_cone = n + nn.size
+    lx = None  # Cholesky factor of X (kept from the step that produced X)
+    last_steps = None
+    t_start = time.perf_counter()
     best = None
     y_interior = None
     hist = []
@@ -390,7 +516,9 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         if rgap >= opts["interior_gap"] or y_interior is None:
             y_interior = y.copy()  # the last iterate still this far inside: a close, strictly feasible repair point
         if verbose:
-            print(f"ipm {it:3d}  rho {dobj:.10e}  gap {rgap:.2e}  pinf {pinf:.2e}  mu {mu:.2e}")
+            steps = f"  steps {last_steps[0]:.2f} {last_steps[1]:.2f}  sigma {last_steps[2]:.2f}" if last_steps else ""
+            print(f"ipm {it:3d}  rho {dobj:.10e}  gap {rgap:.2e}  pinf {pinf:.2e}  mu {mu:.2e}{steps}"
+                  f"  t {time.perf_counter() - t_start:.1f}s", flush=True)
         if rgap <= opts["gap_tol"] and pinf <= opts["feas_tol"]:
             status, raw = "optimal", f"converged: relative gap {rgap:.1e}, primal residual {pinf:.1e}"
             break
@@ -419,11 +547,17 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         def solve_m(r):
             return sla.cho_solve((lm, True), r)
 
-        def x_dir(sig_mu, dy, kdy, extra_t=None, extra_k=None):
-            # dX = sig_mu W - X - sym(W dZ X) [- sym(dXa dZa W)]
-            prod = tw.T @ (kdy @ tx)
-            if extra_t is not None:
-                prod += extra_t.T @ (extra_k @ tw)
+        def x_dir(sig_mu, dyv, corr=None):
+            # dX = sig_mu W - X - sym(W dZ X) [- sym(dXa dZa W)], W dZ X = (G_e W)^T K~(dy) (G_e X)
+            # = W (G_e^T K~(dy) G_e X): the cheaper of the two orders (st.wide: N x N GEMMs)
+            if st.wide:
+                prod = w @ st.tiled.rmatmul(st.k_rows(tx, dyv))
+                if corr is not None:
+                    prod += corr[0] @ st.tiled.rmatmul(st.k_rows(tw, corr[2]))
+            else:
+                prod = tw.T @ st.k_rows(tx, dyv)
+                if corr is not None:
+                    prod += corr[1].T @ st.k_rows(tw, corr[2])
             dx = -x_mat - 0.5 * (prod + prod.T)
             if sig_mu:
                 dx += sig_mu * w
@@ -432,14 +566,15 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         # ---------------- predictor (sigma = 0)
         dy_a = solve_m(-c)
         kdy_a = st.kweighted(dy_a)
-        dxm_a = x_dir(0.0, dy_a, kdy_a)
+        dxm_a = x_dir(0.0, dy_a)
         ds_a = dy_a[nn]
         dxl_a = -x_lp - (x_lp / s) * ds_a
 
         def dz_apply(kdy):
             return lambda v: st.tiled.rmatmul(kdy @ st.tiled.matmul(v))
 
-        lx = _chol(x_mat)
+        if lx is None:
+            lx = _chol(x_mat)
         if lx is None:
             status, raw = "error", "primal iterate lost definiteness"
             break
@@ -449,19 +584,24 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         ad = min(1.0, _max_step_psd(lz, dz_a if dense_steps else dz_apply(kdy_a), n, opts), _max_step_lp(s, ds_a))
         gap_a = float(np.sum((x_mat + ap * dxm_a) * (z + ad * dz_a))
                       + (x_lp + ap * dxl_a) @ (s + ad * ds_a))
-        sigma = min(1.0, max(0.0, gap_a / gap)) ** 3
+        # Mehrotra's sigma = (predicted gap ratio)^e; SDPT3's adaptive exponent e = max(1, 3 min(ap, ad)^2)
+        # centres more when the predictor could not go far (the iterates are close to the boundary)
+        expon = max(1.0, 3.0 * min(ap, ad) ** 2) if opts["adaptive"] else 3.0
+        sigma = min(1.0, max(0.0, gap_a / gap)) ** expon
         # ---------------- corrector
         tdx_a, hdx_a = st.gram(dxm_a)
-        cc = st.block_trace_product(np.ascontiguousarray((kdy_a @ hdx_a).T), hw)
+        cc = st.corrector_trace(hdx_a, dy_a, hw)
         rhs = sigma * mu * aw - c - cc
         if nn.size:
             rhs[nn] += (sigma * mu - dxl_a * ds_a) / s
         dy = solve_m(rhs)
         kdy = st.kweighted(dy)
-        dxm = x_dir(sigma * mu, dy, kdy, tdx_a, kdy_a)
+        dxm = x_dir(sigma * mu, dy, (dxm_a, tdx_a, dy_a))
         ds = dy[nn]
         dxl = (sigma * mu - dxl_a * ds_a) / s - x_lp - (x_lp / s) * ds
         gamma = opts["step"]
+        if opts["adaptive"]:  # SDPT3: step fraction 0.9 + 0.09 min(ap, ad) of the predictor
+            gamma = min(gamma, 0.9 + 0.09 * min(ap, ad))
         ap = min(1.0, gamma * _max_step_psd(lx, dxm, n, opts), gamma * _max_step_lp(x_lp, dxl))
         ad = min(1.0, gamma * _max_step_psd(lz, st.op(dy) if dense_steps else dz_apply(kdy), n, opts),
                  gamma * _max_step_lp(s, ds))
@@ -480,11 +620,15 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
             break
         for _ in range(30):
             x_new = x_mat + ap * dxm
-            if _chol(x_new) is not None and (nn.size == 0 or np.all(x_lp + ap * dxl > 0)):
+            x_new = 0.5 * (x_new + x_new.T)
+            lx = _chol(x_new)
+            if lx is not None and (nn.size == 0 or np.all(x_lp + ap * dxl > 0)):
                 break
             ap *= 0.7
+            lx = None
         y, z, lz = y_new, z_new, new_lz
-        x_mat = 0.5 * (x_new + x_new.T)
+        last_steps = (ap, ad, sigma)
+        x_mat = x_new
         x_lp = x_lp + ap * dxl
         if max(ap, ad) < 1e-10:
             status, raw = ("optimal_inaccurate" if rgap < 1e-5 and pinf < 1e-5 else "error"), "step length vanished"
