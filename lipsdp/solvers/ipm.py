@@ -33,9 +33,14 @@ H_W = G_e W G_e^T and H_X = G_e X G_e^T,
 
 (o: elementwise product): O(nnz(G) N) for the two Gram matrices plus O(n_e^2) elementwise
 work, instead of O(m N^3) for tr(A_i X A_j W) one by one. Products with G_e use dense BLAS
-tiles (row groups x column blocks of the LMI), so a dense weight matrix costs one GEMM.
-Similarly W dZ X = (G_e W)^T K~(dy) (G_e X), and the corrector term
+tiles (row groups x column blocks of the LMI), so a dense weight matrix costs one GEMM; the
+selection rows (a neuron's own coordinate) are slices. Similarly W dZ X = (G_e W)^T K~(dy) (G_e X),
+evaluated as W (G_e^T [K~(dy) (G_e X)]) (an N x N GEMM) when n_e > N, and the corrector term
 tr(A_i dX_a dZ_a W) = Q^T rowsum(K~ o (H_dXa K~(dy_a) H_W)) on the atoms' diagonal blocks only.
+Products with K~ are row / column gathers in ELL form (:class:`_Gather`): the expanded rows are
+ordered so that these are a few contiguous slices, i.e. streaming passes over the n_e x n_e
+matrices. Per iteration at N = 4,880 (784-[1024]x4, n_e = 8,192) the floor is about three
+N x N GEMMs, three Gram products, four Cholesky factorisations and one inverse.
 
 **Factorisations.** Dense LAPACK Cholesky of Z (and of X for its step length), W by
 ``dpotri``; Cholesky of the m x m Schur complement. Step lengths: the largest alpha with
