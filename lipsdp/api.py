@@ -121,7 +121,9 @@ def _describe_output(output, c) -> str:
 def _solve_and_certify(lmis, solver_name: str, verbose: bool, solver_options: dict):
     """Solve the LMI, certify; fall back to the interior point if the solver fails. Returns a dict."""
     t0 = time.perf_counter()
-    out = solve(lmis.solve, solver_name, verbose=verbose, **solver_options)
+    options = dict(solver_options)
+    verbose = bool(options.pop("verbose", False)) or verbose  # accepted in either place
+    out = solve(lmis.solve, solver_name, verbose=verbose, **options)
     t_solve = time.perf_counter() - t0
     raw = lmis.solve.bound_from_rho(out.objective) if out.objective is not None and np.isfinite(out.objective) else None
     cert = None

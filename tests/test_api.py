@@ -111,3 +111,12 @@ def test_naive_bound_returned_when_the_sdp_certificate_is_looser(monkeypatch):
     assert r.status == "naive" and r.certified and r.bound == r.naive_bound
     assert r.details["sdp_bound"] == pytest.approx(1e3 * honest.bound, rel=1e-6)
     assert "product-of-norms" in r.message and r.status in lipsdp.STATUSES
+
+
+def test_verbose_accepted_in_solver_options(capsys):
+    # solver_options={"verbose": True} used to clash with estimate's own verbose argument
+    net = mlp([3, 8, 2], seed=0)
+    quiet = lipsdp.estimate(net, solver="ipm", lower=False)
+    loud = lipsdp.estimate(net, solver="ipm", lower=False, solver_options={"verbose": True})
+    assert "ipm" in capsys.readouterr().out
+    assert loud.bound == quiet.bound
