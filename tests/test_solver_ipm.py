@@ -163,3 +163,34 @@ def test_trained_maxmin_net_ipm_agrees_with_cvxopt():
     if "cvxopt" in installed_cvxpy_backends():
         ref = lipsdp.estimate(net, solver="cvxopt", lower=False)
         assert r.bound == pytest.approx(ref.bound, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["runs", "permutation", "repeated"])
+def test_gather_matches_fancy_indexing(kind):
+    # the slice-based gathers of the ipm (K~ products, selection tiles) against plain numpy indexing
+    from lipsdp.solvers.ipm import _Gather
+
+    rng = np.random.default_rng(3)
+    n = 300
+    if kind == "runs":  # a few contiguous runs, as the expanded-signal ordering produces
+        idx = np.concatenate([np.arange(200, 300), np.arange(0, 150), np.arange(150, 200)])
+    elif kind == "permutation":  # too many runs: the fancy-indexing path
+        idx = rng.permutation(n)
+    else:
+        idx = np.concatenate([np.arange(0, 150), np.arange(100, 250)])
+    g = _Gather(idx)
+    assert (g.runs is not None) == (kind != "permutation")
+    h = rng.standard_normal((n, n))
+    scale = rng.standard_normal(idx.size)
+    np.testing.assert_allclose(g.rows(h, scale), scale[:, None] * h[idx], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(g.cols(h, scale), scale[None, :] * h[:, idx], rtol=0, atol=1e-15)
+    base = rng.standard_normal((idx.size, n))
+    out = base.copy()
+    g.rows(h, scale, out=out)
+    np.testing.assert_allclose(out, base + scale[:, None] * h[idx], atol=1e-14)
+    b = rng.standard_normal((idx.size, 7))
+    acc = np.zeros((n, 7))
+    g.scatter_add(acc, b, scale)
+    ref = np.zeros((n, 7))
+    np.add.at(ref, idx, scale[:, None] * b)
+    np.testing.assert_allclose(acc, ref, atol=1e-14)

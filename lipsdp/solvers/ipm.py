@@ -49,7 +49,8 @@ dense for small), then verified by a Cholesky of the new point (backtracking if 
 
 Stopping: relative gap <= ``gap_tol`` (1e-7 in rho: the l2 bound sqrt(rho) is then within 5e-8
 of the SDP's optimum; the certified bound is computed from the multipliers anyway) and relative
-primal residual <= ``feas_tol`` (1e-9). Statuses: "optimal"; "optimal_inaccurate" (stalled close to optimal); "max_iter";
+primal residual <= ``feas_tol`` (1e-9). Statuses: "optimal"; "optimal_inaccurate" (stalled close
+to optimal); "max_iter";
 "infeasible" (no strictly feasible point: :meth:`LMI.interior_point` failed);
 "unbounded" (the objective decreases without bound, primal infeasible); "error" (numerical
 breakdown). Deterministic: no randomness, fixed Lanczos start vector.
@@ -186,19 +187,13 @@ class _Tiled:
 
     def matmul(self, d: np.ndarray) -> np.ndarray:
         """G @ d for dense d (N x k)."""
-        out = np.empty((self.shape[0], d.shape[1]))
-        covered = 0
+        covered = sum(r1 - r0 for r0, r1, *_ in self.tiles) == self.shape[0]
+        out = (np.empty if covered else np.zeros)((self.shape[0], d.shape[1]))
         for r0, r1, c0, c1, t in self.tiles:
-            covered += r1 - r0
             if isinstance(t, tuple):
                 t[1].rows(d, t[2], out=out[r0:r1], accumulate=False)
             else:
                 out[r0:r1] = t @ d[c0:c1]
-        if covered != self.shape[0]:  # rows without entries (none in practice)
-            mask = np.ones(self.shape[0], bool)
-            for r0, r1, *_ in self.tiles:
-                mask[r0:r1] = False
-            out[mask] = 0.0
         return out
 
     def rmatmul(self, b: np.ndarray) -> np.ndarray:
