@@ -77,8 +77,8 @@ DEFAULTS = {
     "step": 0.95,
     "adaptive": True,  # SDPT3's adaptive sigma exponent and step fraction (False: e = 3, step 0.95)
     "lanczos_min_n": 400,
-    "interior_gap": 1e-5,
-    "centered_start": True,  # X = mu Z^{-1} at the start (else a multiple of I)  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
+    "interior_gap": 1e-5,  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
+    "centered_start": True,  # X = mu Z^{-1} at the start (else a multiple of I)
     "verbose": False,
 }
 IPMOptions = DEFAULTS
