@@ -193,7 +193,10 @@ class _Tiled:
             if isinstance(t, tuple):
                 t[1].rows(d, t[2], out=out[r0:r1], accumulate=False)
             else:
-                out[r0:r1] = t @ d[c0:c1]
+                if isinstance(t, np.ndarray):
+                    np.matmul(t, d[c0:c1], out=out[r0:r1])
+                else:
+                    out[r0:r1] = t @ d[c0:c1]
         return out
 
     def rmatmul(self, b: np.ndarray) -> np.ndarray:
@@ -332,12 +335,26 @@ class _Structure:
         v = np.bincount(k.row, weights=k.data * h[k.row, k.col], minlength=self.ne)
         return self.QT @ v
 
+    def _row_blocks(self, width: int):
+        """Row ranges whose (rows x width) float64 slabs stay around 16 MB (cache-friendly temporaries)."""
+        step = max(1, int(2 ** 21 // max(width, 1)))
+        return [(r0, min(self.ne, r0 + step)) for r0 in range(0, self.ne, step)]
+
+    def _k_rows_block(self, h: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        """(K~ h)[r0:r1] by row gathers (each row a contiguous copy)."""
+        out = h[self.k_idx[0, r0:r1]]
+        out *= self.k_val[0, r0:r1, None]
+        for q in range(1, self.k_idx.shape[0]):
+            out += h[self.k_idx[q, r0:r1]] * self.k_val[q, r0:r1, None]
+        return out
+
     def schur(self, hw: np.ndarray, hx: np.ndarray) -> np.ndarray:
-        """M = Q^T [(K~ H_W K~) o H_X] Q."""
-        khk = self.k_rows(self.k_cols(hw))  # K H K
-        khk *= hx
-        left = self.QT @ khk  # (m x ne)
-        del khk
+        """M = Q^T [(K~ H_W K~) o H_X] Q, by blocks of rows (no n_e x n_e temporaries)."""
+        left = np.zeros((self.m, self.ne))  # Q^T [(K H K) o H_X]
+        for r0, r1 in self._row_blocks(self.ne):
+            b = self.k_cols(self._k_rows_block(hw, r0, r1))  # (K H K)[r0:r1]
+            b *= hx[r0:r1]
+            left += self.Q[r0:r1].T @ b
         return np.asarray((self.QT @ left.T).T)
 
     def block_trace_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -353,8 +370,31 @@ class _Structure:
         return self.QT @ v
 
     def corrector_trace(self, h_dx: np.ndarray, dy: np.ndarray, h_w: np.ndarray) -> np.ndarray:
-        """tr(A_i dX dZ W) for all i, with dZ = A(dy): Q^T rowsum(K~ o (H_dX K~(dy) H_W))."""
-        return self.block_trace_product(self.k_cols(h_dx, dy), h_w)
+        """tr(A_i dX dZ W) for all i, with dZ = A(dy): Q^T rowsum(K~ o (H_dX K~(dy) H_W)).
+
+        Evaluated by blocks of rows of H_dX K~(dy), each used at once on K~'s nonzeros in those rows.
+        """
+        w = self.Q @ dy
+        kcsr = self.K
+        v = np.zeros(self.ne)
+        for r0, r1 in self._row_blocks(self.ne):
+            rb = self.k_cols(h_dx[r0:r1])
+            rb *= w[None, :]
+            e0, e1 = kcsr.indptr[r0], kcsr.indptr[r1]
+            r = self.Kcoo.row[e0:e1]
+            c = kcsr.indices[e0:e1]
+            vals = np.einsum("ij,ij->i", rb[r - r0], h_w[c])  # h_w symmetric
+            v += np.bincount(r, weights=kcsr.data[e0:e1] * vals, minlength=self.ne)
+        return self.QT @ v
+
+    def dz_times(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """G_e^T K~(y) t for t = G_e S (n_e x N): dZ S with dZ = A(y), by column blocks of t."""
+        out = np.empty((self.n, t.shape[1]))
+        step = max(1, int(2 ** 21 // max(self.ne, 1)))
+        for c0 in range(0, t.shape[1], step):
+            c1 = min(t.shape[1], c0 + step)
+            out[:, c0:c1] = self.tiled.rmatmul(self.k_rows(t[:, c0:c1], y))
+        return out
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -551,9 +591,9 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
             # dX = sig_mu W - X - sym(W dZ X) [- sym(dXa dZa W)], W dZ X = (G_e W)^T K~(dy) (G_e X)
             # = W (G_e^T K~(dy) G_e X): the cheaper of the two orders (st.wide: N x N GEMMs)
             if st.wide:
-                prod = w @ st.tiled.rmatmul(st.k_rows(tx, dyv))
+                prod = w @ st.dz_times(tx, dyv)
                 if corr is not None:
-                    prod += corr[0] @ st.tiled.rmatmul(st.k_rows(tw, corr[2]))
+                    prod += corr[0] @ st.dz_times(tw, corr[2])
             else:
                 prod = tw.T @ st.k_rows(tx, dyv)
                 if corr is not None:
