@@ -38,8 +38,9 @@ selection rows (a neuron's own coordinate) are slices. Similarly W dZ X = (G_e W
 evaluated as W (G_e^T [K~(dy) (G_e X)]) (an N x N GEMM) when n_e > N, and the corrector term
 tr(A_i dX_a dZ_a W) = Q^T rowsum(K~ o (H_dXa K~(dy_a) H_W)) on the atoms' diagonal blocks only.
 Products with K~ are row / column gathers in ELL form (:class:`_Gather`): the expanded rows are
-ordered so that these are a few contiguous slices, i.e. streaming passes over the n_e x n_e
-matrices. Per iteration at N = 4,880 (784-[1024]x4, n_e = 8,192) the floor is about three
+ordered so that these are a few contiguous slices, i.e. streaming passes. The Schur complement,
+the corrector trace and dZ S are formed by blocks of rows / columns (~16 MB slabs), so the only
+n_e x n_e arrays are H_W, H_X and H_dX. Per iteration at N = 4,880 (784-[1024]x4, n_e = 8,192) the floor is about three
 N x N GEMMs, three Gram products, four Cholesky factorisations and one inverse.
 
 **Factorisations.** Dense LAPACK Cholesky of Z (and of X for its step length), W by
