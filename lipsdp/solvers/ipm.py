@@ -107,6 +107,7 @@ class _Gather:
         starts = np.concatenate([[0], brk]).astype(int)
         stops = np.concatenate([brk, [self.idx.size]]).astype(int)
         self.runs = None
+        self.unique = np.unique(self.idx).size == self.idx.size
         if self.idx.size and starts.size <= self.MAX_RUNS:
             self.runs = [(int(a), int(b), int(self.idx[a])) for a, b in zip(starts, stops)]
 
@@ -149,7 +150,7 @@ class _Gather:
 
     def scatter_add(self, out: np.ndarray, b: np.ndarray, scale: np.ndarray) -> None:
         """out[idx] += scale[:, None] * b (repeated indices accumulate)."""
-        if self.runs is not None and np.unique(self.idx).size == self.idx.size:
+        if self.runs is not None and self.unique:
             for a, c, s0 in self.runs:
                 out[s0:s0 + c - a] += b[a:c] * scale[a:c, None]
         else:
@@ -193,11 +194,10 @@ class _Tiled:
         for r0, r1, c0, c1, t in self.tiles:
             if isinstance(t, tuple):
                 t[1].rows(d, t[2], out=out[r0:r1], accumulate=False)
+            elif isinstance(t, np.ndarray):
+                np.matmul(t, d[c0:c1], out=out[r0:r1])
             else:
-                if isinstance(t, np.ndarray):
-                    np.matmul(t, d[c0:c1], out=out[r0:r1])
-                else:
-                    out[r0:r1] = t @ d[c0:c1]
+                out[r0:r1] = t @ d[c0:c1]
         return out
 
     def rmatmul(self, b: np.ndarray) -> np.ndarray:
@@ -357,18 +357,6 @@ class _Structure:
             b *= hx[r0:r1]
             left += self.Q[r0:r1].T @ b
         return np.asarray((self.QT @ left.T).T)
-
-    def block_trace_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Q^T rowsum(K~ o (A B)) for symmetric B, (A B) evaluated only on K~'s nonzeros (chunked)."""
-        k = self.Kcoo
-        v = np.zeros(self.ne)
-        chunk = max(1, int(2e7 // max(self.ne, 1)))
-        for s0 in range(0, k.nnz, chunk):
-            r = k.row[s0:s0 + chunk]
-            c = k.col[s0:s0 + chunk]
-            vals = np.einsum("ij,ij->i", a[r], b[c])  # b symmetric: b[:, c].T = b[c]
-            v += np.bincount(r, weights=k.data[s0:s0 + chunk] * vals, minlength=self.ne)
-        return self.QT @ v
 
     def corrector_trace(self, h_dx: np.ndarray, dy: np.ndarray, h_w: np.ndarray) -> np.ndarray:
         """tr(A_i dX dZ W) for all i, with dZ = A(dy): Q^T rowsum(K~ o (H_dX K~(dy) H_W)).
