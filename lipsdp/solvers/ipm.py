@@ -59,6 +59,7 @@ breakdown). Deterministic: no randomness, fixed Lanczos start vector.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -82,7 +83,12 @@ DEFAULTS = {
     "interior_gap": 1e-5,  # info["y_interior"]: the last iterate with relative gap >= this (for certification)
     "centered_start": True,  # X = mu Z^{-1} at the start (else a multiple of I)
     "verbose": False,
+    # BLAS threads during the solve; None: one below N = SINGLE_THREAD_BELOW_N, else left as set.
+    # Small problems make thousands of small BLAS/LAPACK calls, and OpenBLAS's thread hand-offs
+    # cost more than they save there (ACAS Xu, N = 305: 2.5 s with two threads, 0.95 s with one)
+    "threads": None,
 }
+SINGLE_THREAD_BELOW_N = 500
 IPMOptions = DEFAULTS
 
 
@@ -290,12 +296,27 @@ class _Structure:
         self.C0 = lmi.matrix(np.zeros(lmi.n_vars), constant=True)
         # W dZ X as an N x N GEMM after G_e^T (...) when that is cheaper than the n_e-inner product
         self.wide = ne * n > n * n + ge.nnz
+        # K~ G_e by row groups of G_e's tiles, restricted to the columns each touches (an atom spans
+        # two layer blocks): A(y) = sum over tiles of tile^T diag(Q y) (K~ G_e)[rows, cols], the
+        # pieces dense when they are small in all (<= 16 MB), else CSR made dense one at a time
+        kg = (self.K @ ge).tocsr()
+        pieces = []
+        for r0, r1, *_ in self.tiled.tiles:
+            sub = kg[r0:r1]
+            if sub.nnz == 0:
+                pieces.append(None)
+                continue
+            lo, hi = int(sub.indices.min()), int(sub.indices.max()) + 1
+            pieces.append((lo, hi, sub[:, lo:hi].tocsr()))
+        if sum((p[1] - p[0]) * p[2].shape[0] for p in pieces if p) <= 2 ** 21:
+            pieces = [p and (p[0], p[1], p[2].toarray()) for p in pieces]
+        self._kg_pieces = pieces
+        self._block_cache = {}
 
     def kweighted(self, y: np.ndarray) -> sp.csr_matrix:
         """K~(y) = diag(Q y) K~ (every entry of an atom's block scaled by the atom's weight)."""
         w = self.Q @ y
-        return sp.csr_matrix((self.Kcoo.data * w[self.Kcoo.row], (self.Kcoo.row, self.Kcoo.col)),
-                             shape=self.K.shape)
+        return sp.csr_matrix((self.K.data * w[self.Kcoo.row], self.K.indices, self.K.indptr), shape=self.K.shape)
 
     def k_rows(self, h: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """K~(y) h (K~ if y is None) for dense h (n_e x k), by row gathers.
@@ -319,19 +340,18 @@ class _Structure:
         return out
 
     def op(self, y: np.ndarray) -> np.ndarray:
-        """A(y) = G_e^T K~(y) G_e (dense N x N, without C_0), tile by tile of G_e^T.
+        """A(y) = G_e^T diag(Q y) (K~ G_e) (dense N x N, without C_0), tile by tile of G_e^T.
 
-        B = K~(y) G_e stays sparse; each row group of it is made dense only over the columns it
-        touches (a neuron's atom spans two layer blocks), so no n_e x N dense array is formed.
+        K~ G_e is precomputed per row group of G_e, over the columns that group touches
+        (``_kg_pieces``); no n_e x N dense array is formed.
         """
-        b = (self.kweighted(y) @ self.ge).tocsr()
+        w = self.Q @ y
         out = np.zeros((self.n, self.n))
-        for r0, r1, c0, c1, t in self.tiled.tiles:
-            sub = b[r0:r1]
-            if sub.nnz == 0:
+        for (r0, r1, c0, c1, t), piece in zip(self.tiled.tiles, self._kg_pieces):
+            if piece is None:
                 continue
-            lo, hi = int(sub.indices.min()), int(sub.indices.max()) + 1
-            dense = sub[:, lo:hi].toarray()
+            lo, hi, kg = piece
+            dense = kg * w[r0:r1, None] if isinstance(kg, np.ndarray) else kg.toarray() * w[r0:r1, None]
             if isinstance(t, tuple):
                 t[1].scatter_add(out[:, lo:hi], dense, t[2])
             else:
@@ -355,12 +375,19 @@ class _Structure:
         step = max(1, int(2 ** 21 // max(width, 1)))
         return [(r0, min(self.ne, r0 + step)) for r0 in range(0, self.ne, step)]
 
+    def _block(self, r0: int, r1: int):
+        """Per row block [r0, r1) of the expanded signals: K~'s row gathers and Q[r0:r1]^T (cached)."""
+        key = (r0, r1)
+        if key not in self._block_cache:
+            self._block_cache[key] = ([_Gather(ix[r0:r1]) for ix in self.k_idx], self.Q[r0:r1].T.tocsr())
+        return self._block_cache[key]
+
     def _k_rows_block(self, h: np.ndarray, r0: int, r1: int) -> np.ndarray:
-        """(K~ h)[r0:r1] by row gathers (each row a contiguous copy)."""
-        out = h[self.k_idx[0, r0:r1]]
-        out *= self.k_val[0, r0:r1, None]
-        for q in range(1, self.k_idx.shape[0]):
-            out += h[self.k_idx[q, r0:r1]] * self.k_val[q, r0:r1, None]
+        """(K~ h)[r0:r1] by row gathers (contiguous slices where the indices run)."""
+        gathers = self._block(r0, r1)[0]
+        out = gathers[0].rows(h, self.k_val[0, r0:r1])
+        for q in range(1, len(gathers)):
+            gathers[q].rows(h, self.k_val[q, r0:r1], out=out)
         return out
 
     def schur(self, hw: np.ndarray, hx: np.ndarray) -> np.ndarray:
@@ -369,7 +396,7 @@ class _Structure:
         for r0, r1 in self._row_blocks(self.ne):
             b = self.k_cols(self._k_rows_block(hw, r0, r1))  # (K H K)[r0:r1]
             b *= hx[r0:r1]
-            left += self.Q[r0:r1].T @ b
+            left += self._block(r0, r1)[1] @ b
         return np.asarray((self.QT @ left.T).T)
 
     def corrector_trace(self, h_dx: np.ndarray, dy: np.ndarray, h_w: np.ndarray) -> np.ndarray:
@@ -401,6 +428,10 @@ class _Structure:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+_DENSE_EIG_MAX_N = 40
+_DENSE_EIG_FALLBACK_N = 3000
+
+
 def _chol(a: np.ndarray):
     """Lower Cholesky factor or None (no exception) if ``a`` is not numerically positive definite."""
     c, info = sla.lapack.dpotrf(a, lower=1, clean=1, overwrite_a=0)
@@ -437,16 +468,17 @@ def _trsolve(lc: np.ndarray, b: np.ndarray, trans: int = 0) -> np.ndarray:
     return x
 
 
-def _min_eig_scaled(lc: np.ndarray, d, n: int, lanczos_min_n: int, tol: float = 1e-2) -> float:
-    """Smallest eigenvalue of L^{-1} D L^{-T}; ``d`` is a dense matrix or a callable v -> D v."""
-    if n < lanczos_min_n:
-        dd = d if isinstance(d, np.ndarray) else d(np.eye(n))
-        # L^{-1} D L^{-T} in one LAPACK call (dsygst, itype 1: half the flops of two triangular
-        # solves); only its lower triangle is referenced, by dsygst and by the eigenvalue routine
-        b, info = sla.lapack.dsygst(dd, lc, itype=1, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("dsygst failed")
-        return float(sla.eigh(b, lower=True, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
+def _min_eig_scaled(lc: np.ndarray, d, n: int, tol: float = 1e-2) -> float:
+    """Smallest eigenvalue of L^{-1} D L^{-T}; ``d`` is a dense symmetric matrix or a callable v -> D v.
+
+    Lanczos (ARPACK) on v -> L^{-1} D L^{-T} v: ~15 products, each two triangular solves and one
+    product with D, i.e. O(N^2) each, against O(N^3) for forming L^{-1} D L^{-T} (dsygst) and
+    tridiagonalising it. Dense for tiny N (ARPACK's 12 vectors would be most of the space), and
+    whenever Lanczos does not converge (badly conditioned iterates, e.g. ACAS Xu in l-infinity)
+    below _DENSE_EIG_FALLBACK_N; above it Lanczos is retried with more vectors.
+    """
+    if n <= _DENSE_EIG_MAX_N:
+        return _min_eig_scaled_dense(lc, d, n)
 
     def mv(v):
         v = np.asarray(v).reshape(n, -1)
@@ -456,17 +488,27 @@ def _min_eig_scaled(lc: np.ndarray, d, n: int, lanczos_min_n: int, tol: float = 
 
     opr = spla.LinearOperator((n, n), matvec=mv, matmat=mv, dtype=np.float64)
     v0 = np.ones(n) / np.sqrt(n)
-    try:
-        # ARPACK's residual test |r| <= tol |theta| bounds the Ritz value's error by tol |theta|: a
-        # step at most ~1 % too long, inside the step fraction, and checked by Cholesky anyway;
-        # 12 Lanczos vectors per restart: ~15 products per step length instead of ~27 (24, 1e-3)
-        lam = spla.eigsh(opr, k=1, which="SA", v0=v0, tol=tol, maxiter=300, return_eigenvectors=False,
-                         ncv=min(n, 12))
-        return float(lam[0])
-    except spla.ArpackNoConvergence as exc:
-        if exc.eigenvalues.size:
-            return float(np.min(exc.eigenvalues))
-        return -np.inf
+    # ARPACK's residual test |r| <= tol |theta| bounds the Ritz value's error by tol |theta|: a
+    # step at most ~1 % too long, inside the step fraction, and checked by Cholesky anyway;
+    # 12 Lanczos vectors per restart: ~15 products per step length instead of ~27 (24, 1e-3)
+    for ncv, maxiter in ((12, 60), (40, 300)):
+        try:
+            lam = spla.eigsh(opr, k=1, which="SA", v0=v0, tol=tol, maxiter=maxiter, return_eigenvectors=False,
+                             ncv=min(n - 1, ncv))
+            return float(lam[0])
+        except spla.ArpackNoConvergence:
+            if n <= _DENSE_EIG_FALLBACK_N:
+                return _min_eig_scaled_dense(lc, d, n)
+    return -np.inf  # no estimate: the caller takes no step (and the iteration stalls visibly)
+
+
+def _min_eig_scaled_dense(lc: np.ndarray, d, n: int) -> float:
+    dd = d if isinstance(d, np.ndarray) else d(np.eye(n))
+    # L^{-1} D L^{-T} in one LAPACK call (dsygst, itype 1); only its lower triangle is referenced
+    b, info = sla.lapack.dsygst(dd, lc, itype=1, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("dsygst failed")
+    return float(sla.eigh(b, lower=True, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
 
 
 def _max_step_lp(s: np.ndarray, ds: np.ndarray) -> float:
@@ -478,7 +520,7 @@ def _max_step_lp(s: np.ndarray, ds: np.ndarray) -> float:
 
 
 def _max_step_psd(lc, d, n, opts) -> float:
-    lam = _min_eig_scaled(lc, d, n, opts["lanczos_min_n"], opts["lanczos_tol"])
+    lam = _min_eig_scaled(lc, d, n, opts["lanczos_tol"])
     if not np.isfinite(lam):
         return 0.0
     return np.inf if lam >= 0 else 1.0 / (-lam)
@@ -493,6 +535,25 @@ def solve_ipm(lmi: LMI, verbose: bool = False, **options) -> SolveOutput:
         raise ValueError(f"unknown ipm options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     opts.update(options)
     verbose = verbose or opts["verbose"]
+    threads = opts["threads"]
+    if threads is None and lmi.size < SINGLE_THREAD_BELOW_N:
+        threads = 1
+    with _blas_threads(threads):
+        return _solve(lmi, verbose, opts)
+
+
+def _blas_threads(threads: int | None):
+    """Context limiting the BLAS thread pools (threadpoolctl); a no-op for None or without threadpoolctl."""
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency; degrade to the current setting
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
+def _solve(lmi: LMI, verbose: bool, opts: dict) -> SolveOutput:
     t0 = time.perf_counter()
     try:
         st = _Structure(lmi)
@@ -627,12 +688,12 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
 
         # ---------------- predictor (sigma = 0)
         dy_a = solve_m(-c)
-        kdy_a = st.kweighted(dy_a)
         dxm_a = x_dir(0.0, dy_a)
         ds_a = dy_a[nn]
         dxl_a = -x_lp - (x_lp / s) * ds_a
 
-        def dz_apply(kdy):
+        def dz_apply(dyv):  # v -> A(dy) v without forming A(dy): G_e^T K~(dy) G_e v
+            kdy = st.kweighted(dyv)
             return lambda v: st.tiled.rmatmul(kdy @ st.tiled.matmul(v))
 
         if lx is None:
@@ -642,7 +703,7 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
             break
         dense_steps = n < opts["lanczos_min_n"]  # small N: dZ as a dense matrix (one product), else matvecs
         ap = min(1.0, _max_step_psd(lx, dxm_a, n, opts), _max_step_lp(x_lp, dxl_a))
-        ad = min(1.0, _max_step_psd(lz, st.op(dy_a) if dense_steps else dz_apply(kdy_a), n, opts),
+        ad = min(1.0, _max_step_psd(lz, st.op(dy_a) if dense_steps else dz_apply(dy_a), n, opts),
                  _max_step_lp(s, ds_a))
         tdx_a, hdx_a = st.gram(dxm_a)
         # predicted gap <X + ap dXa, Z + ad dZa> without forming dZa: <X, A(dy)> = dy^T A^*(X)
@@ -659,7 +720,6 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         if nn.size:
             rhs[nn] += (sigma * mu - dxl_a * ds_a) / s
         dy = solve_m(rhs)
-        kdy = st.kweighted(dy)
         dxm = x_dir(sigma * mu, dy, (dxm_a, tdx_a, dy_a))
         ds = dy[nn]
         dxl = (sigma * mu - dxl_a * ds_a) / s - x_lp - (x_lp / s) * ds
@@ -667,7 +727,7 @@ def _run(st: _Structure, lmi: LMI, y: np.ndarray, opts: dict, verbose: bool):
         if opts["adaptive"]:  # SDPT3: step fraction 0.9 + 0.09 min(ap, ad) of the predictor
             gamma = min(gamma, 0.9 + 0.09 * min(ap, ad))
         ap = min(1.0, gamma * _max_step_psd(lx, dxm, n, opts), gamma * _max_step_lp(x_lp, dxl))
-        ad = min(1.0, gamma * _max_step_psd(lz, st.op(dy) if dense_steps else dz_apply(kdy), n, opts),
+        ad = min(1.0, gamma * _max_step_psd(lz, st.op(dy) if dense_steps else dz_apply(dy), n, opts),
                  gamma * _max_step_lp(s, ds))
         # take the steps, verifying definiteness by Cholesky (backtrack if the estimate was optimistic)
         new_lz = None
