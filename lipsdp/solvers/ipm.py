@@ -93,6 +93,9 @@ DEFAULTS = {
     "threads": None,
 }
 SINGLE_THREAD_BELOW_N = 500
+_SLAB = 2 ** 21  # float64 entries of a temporary (16 MB): blocks of rows / columns, dense pieces
+_DENSE_EIG_MAX_N = 40  # step lengths by a dense eigenvalue up to this N (Lanczos above)
+_DENSE_EIG_FALLBACK_N = 3000  # ... and up to this N when Lanczos does not converge
 IPMOptions = DEFAULTS
 
 
@@ -289,7 +292,6 @@ class _Structure:
         rows = np.repeat(np.arange(ne), per_row)
         self.k_idx[slot, rows] = self.K.indices
         self.k_val[slot, rows] = self.K.data
-        self.k_gather = [_Gather(ix) for ix in self.k_idx]
         n_atoms = a0
         e_mat = sp.csr_matrix((np.ones(ne), (inv[np.arange(ne)], atom_id)), shape=(ne, n_atoms))
         self.Q = (e_mat @ lmi.tying).tocsr()  # (ne x m)
@@ -312,7 +314,7 @@ class _Structure:
                 continue
             lo, hi = int(sub.indices.min()), int(sub.indices.max()) + 1
             pieces.append((lo, hi, sub[:, lo:hi].tocsr()))
-        if sum((p[1] - p[0]) * p[2].shape[0] for p in pieces if p) <= 2 ** 21:
+        if sum((p[1] - p[0]) * p[2].shape[0] for p in pieces if p) <= _SLAB:
             pieces = [p and (p[0], p[1], p[2].toarray()) for p in pieces]
         self._kg_pieces = pieces
         self._block_cache = {}
@@ -327,18 +329,17 @@ class _Structure:
 
         diag(Q y) commutes with K~ (an atom's rows share its weight), so the weights scale rows.
         """
-        out = self.k_gather[0].rows(h, self.k_val[0])
-        for q in range(1, len(self.k_gather)):
-            self.k_gather[q].rows(h, self.k_val[q], out=out)
+        out = self._k_rows_block(h, 0, self.ne)
         if y is not None:
             out *= (self.Q @ y)[:, None]
         return out
 
     def k_cols(self, h: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """h K~(y) for dense h (k x n_e), by column gathers (K~ symmetric)."""
-        out = self.k_gather[0].cols(h, self.k_val[0])
-        for q in range(1, len(self.k_gather)):
-            self.k_gather[q].cols(h, self.k_val[q], out=out)
+        gathers = self._block(0, self.ne)[0]
+        out = gathers[0].cols(h, self.k_val[0])
+        for q in range(1, len(gathers)):
+            gathers[q].cols(h, self.k_val[q], out=out)
         if y is not None:
             out *= (self.Q @ y)[None, :]
         return out
@@ -374,10 +375,12 @@ class _Structure:
         v = np.bincount(k.row, weights=k.data * h[k.row, k.col], minlength=self.ne)
         return self.QT @ v
 
-    def _row_blocks(self, width: int):
-        """Row ranges whose (rows x width) float64 slabs stay around 16 MB (cache-friendly temporaries)."""
-        step = max(1, int(2 ** 21 // max(width, 1)))
-        return [(r0, min(self.ne, r0 + step)) for r0 in range(0, self.ne, step)]
+    def _row_blocks(self, width: int, count: int | None = None):
+        """Ranges of ``count`` (default n_e) rows whose (rows x width) float64 slabs stay around
+        16 MB (cache-friendly temporaries)."""
+        count = self.ne if count is None else count
+        step = max(1, _SLAB // max(width, 1))
+        return [(r0, min(count, r0 + step)) for r0 in range(0, count, step)]
 
     def _block(self, r0: int, r1: int):
         """Per row block [r0, r1) of the expanded signals: K~'s row gathers and Q[r0:r1]^T (cached)."""
@@ -424,18 +427,12 @@ class _Structure:
     def dz_times(self, t: np.ndarray, y: np.ndarray) -> np.ndarray:
         """G_e^T K~(y) t for t = G_e S (n_e x N): dZ S with dZ = A(y), by column blocks of t."""
         out = np.empty((self.n, t.shape[1]))
-        step = max(1, int(2 ** 21 // max(self.ne, 1)))
-        for c0 in range(0, t.shape[1], step):
-            c1 = min(t.shape[1], c0 + step)
+        for c0, c1 in self._row_blocks(self.ne, t.shape[1]):  # column blocks of the n_e x N t
             out[:, c0:c1] = self.tiled.rmatmul(self.k_rows(t[:, c0:c1], y))
         return out
 
 
 # ---------------------------------------------------------------------------------------- helpers
-_DENSE_EIG_MAX_N = 40
-_DENSE_EIG_FALLBACK_N = 3000
-
-
 def _chol(a: np.ndarray):
     """Lower Cholesky factor or None (no exception) if ``a`` is not numerically positive definite."""
     c, info = sla.lapack.dpotrf(a, lower=1, clean=1, overwrite_a=0)
